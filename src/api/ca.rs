@@ -1,0 +1,153 @@
+//! `/v1/pki/ca` endpoints.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use super::{blocking, AppState};
+use crate::ca::pem;
+use crate::service::cas::CreateCaRequest;
+use crate::store::CaRecord;
+use crate::types::{rfc3339, CaType, Serial};
+
+/// A CA as the API shows it: the spec's fields plus serial, fingerprint and key URI.
+#[derive(Serialize)]
+pub struct CaView {
+    id: String,
+    name: String,
+    common_name: String,
+    ca_type: CaType,
+    parent_ca_id: Option<String>,
+    key_type: crate::keys::KeyType,
+    key_size: u32,
+    valid_from: String,
+    valid_until: String,
+    is_active: bool,
+    certificates_issued: u64,
+    created_at: String,
+    serial_number: String,
+    fingerprint_sha256: String,
+    key_uri: String,
+}
+
+impl CaView {
+    fn new(rec: &CaRecord, token_label: &str) -> Self {
+        let serial = hex::decode(&rec.serial_hex)
+            .map(|b| Serial::from_der_bytes(&b).to_colon_hex())
+            .unwrap_or_default();
+        CaView {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            common_name: rec.common_name.clone(),
+            ca_type: rec.ca_type,
+            parent_ca_id: rec.parent_id.clone(),
+            key_type: rec.key_spec.key_type(),
+            key_size: rec.key_spec.size(),
+            valid_from: rfc3339(rec.not_before),
+            valid_until: rfc3339(rec.not_after),
+            is_active: rec.is_active,
+            certificates_issued: rec.certificates_issued,
+            created_at: rfc3339(rec.created_at),
+            serial_number: serial,
+            fingerprint_sha256: hex::encode(Sha256::digest(&rec.certificate_der)),
+            key_uri: rec.key_ref().uri(token_label),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CaList {
+    data: Vec<CaView>,
+    cursor: Option<String>,
+    has_more: bool,
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(req): JsonBody<CreateCaRequest>,
+) -> Result<(StatusCode, Json<CaView>), ApiError> {
+    let pki = st.pki.clone();
+    let rec = blocking(move || pki.create_ca(&who, req)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CaView::new(&rec, &st.token_label)),
+    ))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<CaList>, ApiError> {
+    let recs = st.pki.list_cas(&who)?;
+    Ok(Json(CaList {
+        data: recs
+            .iter()
+            .map(|r| CaView::new(r, &st.token_label))
+            .collect(),
+        cursor: None,
+        has_more: false,
+    }))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CaView>, ApiError> {
+    let rec = st.pki.ca_for(&who, &id)?;
+    Ok(Json(CaView::new(&rec, &st.token_label)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCa {
+    is_active: Option<bool>,
+}
+
+pub async fn patch(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PatchCa>,
+) -> Result<Json<CaView>, ApiError> {
+    let Some(active) = body.is_active else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "nothing to change: the body may set is_active",
+        ));
+    };
+    let pki = st.pki.clone();
+    let rec = blocking(move || pki.set_ca_active(&who, &id, active)).await?;
+    Ok(Json(CaView::new(&rec, &st.token_label)))
+}
+
+/// The CA certificate is public (relying parties need it): no token required.
+/// JSON with PEM by default; DER for `Accept: application/pkix-cert`.
+pub async fn certificate(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rec = st.pki.ca_public(&id)?;
+    let wants_der = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("application/pkix-cert"));
+    if wants_der {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/pkix-cert")],
+            rec.certificate_der,
+        )
+            .into_response());
+    }
+    let pem = pem("CERTIFICATE", &rec.certificate_der).map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "certificate_pem": pem })).into_response())
+}

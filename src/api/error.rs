@@ -1,0 +1,69 @@
+//! The one place where errors become HTTP responses:
+//! `{"error": {"code": "snake_case", "message": "sentence"}}` with the right status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        // Details go to the log; the client learns only that it was our fault.
+        tracing::error!(error = %detail, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred; the server log has the details",
+        )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as E;
+        let (status, code) = match &e {
+            E::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            E::InvalidKeySize(_) => (StatusCode::BAD_REQUEST, "invalid_key_size"),
+            E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::NotFound { kind: "ca", .. } => (StatusCode::NOT_FOUND, "ca_not_found"),
+            E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            E::CaNameTaken(_) => (StatusCode::CONFLICT, "ca_name_exists"),
+            E::CaInactive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_inactive"),
+            E::CaExpired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_expired"),
+            E::HsmUnavailable(m) => {
+                tracing::warn!(error = %m, "token unavailable");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "hsm_unavailable",
+                    "the key token cannot be reached; try again shortly",
+                );
+            }
+            E::Internal(m) => return ApiError::internal(m),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,81 @@
+//! Request extractors: JSON bodies with our error format, and bearer authentication.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::service::Principal;
+
+/// A JSON body. Unlike `axum::Json` it doesn't insist on a Content-Type header (curl users
+/// forget it), and every failure is one of our JSON errors: malformed JSON is
+/// `invalid_json`, well-formed JSON of the wrong shape is `invalid_request`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body exceeds the configured limit",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the request body is not valid JSON: {e}"),
+                ),
+            }
+        })
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+        let secret = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => {
+                return Err(unauthorized(
+                    "the Authorization header must be 'Bearer <token>'",
+                ))
+            }
+        };
+        if secret.is_empty() {
+            return Err(unauthorized("the bearer token is empty"));
+        }
+        state
+            .pki
+            .authenticate(secret)
+            .map(Caller)
+            .map_err(|_| unauthorized("the bearer token is not valid"))
+    }
+}

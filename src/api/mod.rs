@@ -1,0 +1,70 @@
+//! The HTTP front end: the only module that uses axum. Routes, JSON in and out,
+//! authentication, and the mapping of errors to statuses (in `error`).
+
+mod ca;
+mod error;
+mod extract;
+mod sys;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::service::{Pki, ServiceError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pki: Arc<Pki>,
+    /// For key URIs and health output.
+    pub token_label: String,
+}
+
+/// Run a blocking use case (token calls, disk flushes) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
+    }
+}
+
+/// Request body limit; the largest legitimate body is a PEM chain.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sys/health", get(sys::health))
+        .route("/v1/pki/ca", get(ca::list).post(ca::create))
+        .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
+        .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` completes; in-flight requests are allowed to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,385 @@
+//! The signing core: builds TBS certificates, hashes them, has the issuer's key sign the
+//! digest, assembles, and verifies the result in software before anyone sees it.
+//!
+//! It knows nothing of HTTP, the store or PKCS#11: an issuer is a name, a public key and a
+//! [`DigestSigner`].
+
+pub mod profile;
+pub mod verify;
+
+use std::time::SystemTime;
+
+use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_256_WITH_RSA_ENCRYPTION};
+use der::asn1::{BitString, Utf8StringRef};
+use der::{Any, Decode, Encode};
+use sha2::{Digest, Sha256, Sha384};
+use spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SubjectPublicKeyInfoOwned,
+};
+use time::OffsetDateTime;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::ext::Extension;
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+use x509_cert::Certificate;
+
+use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+use crate::types::Serial;
+use verify::{verify_signature, VerifyError};
+
+/// Errors of the signing core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    #[error("DER encoding: {0}")]
+    Der(#[from] der::Error),
+    #[error("certificate builder: {0}")]
+    Builder(String),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("the signature from the token did not verify: {0}")]
+    BadSignature(VerifyError),
+    #[error("profile check failed: {0}")]
+    Profile(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<x509_cert::builder::Error> for CaError {
+    fn from(e: x509_cert::builder::Error) -> Self {
+        CaError::Builder(e.to_string())
+    }
+}
+
+/// Who signs: the issuing CA's name, public key, key identifier and signer.
+pub struct Issuer<'a> {
+    pub name: Name,
+    pub spki_der: Vec<u8>,
+    pub key_id: Vec<u8>,
+    pub spec: KeySpec,
+    /// The issuer certificate's notAfter; nothing it signs may outlive it.
+    pub not_after: Option<OffsetDateTime>,
+    pub signer: &'a dyn DigestSigner,
+}
+
+impl<'a> Issuer<'a> {
+    /// An issuer described by its own certificate.
+    pub fn from_certificate(
+        cert_der: &[u8],
+        spec: KeySpec,
+        signer: &'a dyn DigestSigner,
+    ) -> Result<Self, CaError> {
+        let cert = Certificate::from_der(cert_der)?;
+        let tbs = cert.tbs_certificate();
+        let spki_der = tbs.subject_public_key_info().to_der()?;
+        let key_id = match tbs.get_extension::<SubjectKeyIdentifier>()? {
+            Some((_, ski)) => ski.0.as_bytes().to_vec(),
+            None => profile::key_identifier(&spki_der)?,
+        };
+        let not_after = to_offset(tbs.validity().not_after)?;
+        Ok(Issuer {
+            name: tbs.subject().clone(),
+            spki_der,
+            key_id,
+            spec,
+            not_after: Some(not_after),
+            signer,
+        })
+    }
+}
+
+/// Everything about a certificate except who signs it.
+pub struct CertificateTemplate {
+    pub subject: Name,
+    pub spki_der: Vec<u8>,
+    pub serial: Serial,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub extensions: Vec<Extension>,
+    /// True for a self-signed certificate (issuer name = subject, no AKI required).
+    pub self_signed: bool,
+}
+
+/// A certificate that was signed, assembled and verified.
+#[derive(Debug, Clone)]
+pub struct SignedCertificate {
+    pub der: Vec<u8>,
+    pub serial: Serial,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub fingerprint_sha256: [u8; 32],
+}
+
+/// A subject name holding only a commonName, as a UTF8String (RFC 5280 §4.1.2.6).
+pub fn common_name(cn: &str) -> Result<Name, CaError> {
+    let mut rdn = RelativeDistinguishedName::default();
+    rdn.insert(AttributeTypeAndValue {
+        oid: const_oid::db::rfc4519::CN,
+        value: Any::from(Utf8StringRef::new(cn)?),
+    })?;
+    let mut seq = RdnSequence::default();
+    seq.push(rdn);
+    // `Name` has no public constructor from an RdnSequence; the DER is the same.
+    Ok(Name::from_der(&seq.to_der()?)?)
+}
+
+fn to_time(t: OffsetDateTime) -> Result<Time, CaError> {
+    Ok(Time::try_from(SystemTime::from(t))?)
+}
+
+pub(crate) fn to_offset(t: Time) -> Result<OffsetDateTime, CaError> {
+    let secs = i64::try_from(t.to_unix_duration().as_secs())
+        .map_err(|_| CaError::Invalid("time out of range".into()))?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| CaError::Invalid(e.to_string()))
+}
+
+fn algorithm_identifier(alg: SignatureAlgorithm) -> AlgorithmIdentifierOwned {
+    match alg {
+        // RFC 5758 §3.2: the parameters field MUST be absent for ECDSA.
+        SignatureAlgorithm::EcdsaSha256 => AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA_256,
+            parameters: None,
+        },
+        SignatureAlgorithm::EcdsaSha384 => AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA_384,
+            parameters: None,
+        },
+        // RFC 4055 §5: NULL parameters for sha256WithRSAEncryption.
+        SignatureAlgorithm::RsaPkcs1Sha256 => AlgorithmIdentifierOwned {
+            oid: SHA_256_WITH_RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+    }
+}
+
+/// The digest the token signs for `alg`.
+pub fn digest(alg: SignatureAlgorithm, data: &[u8]) -> Vec<u8> {
+    match alg {
+        SignatureAlgorithm::EcdsaSha256 | SignatureAlgorithm::RsaPkcs1Sha256 => {
+            Sha256::digest(data).to_vec()
+        }
+        SignatureAlgorithm::EcdsaSha384 => Sha384::digest(data).to_vec(),
+    }
+}
+
+/// A builder profile with everything decided up front by our own profile functions.
+struct FixedProfile {
+    subject: Name,
+    issuer: Name,
+    extensions: Vec<Extension>,
+}
+
+impl BuilderProfile for FixedProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+    fn build_extensions(
+        &self,
+        _spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        Ok(self.extensions.clone())
+    }
+}
+
+/// Lets x509-cert's builder ask "what is the issuer's key and algorithm" without a
+/// software key: the real signing happens between `finalize` and `assemble`.
+#[derive(Clone)]
+struct IssuerKey {
+    spki_der: Vec<u8>,
+    alg: AlgorithmIdentifierOwned,
+}
+
+impl EncodePublicKey for IssuerKey {
+    fn to_public_key_der(&self) -> spki::Result<der::Document> {
+        Ok(der::Document::from_der(&self.spki_der)?)
+    }
+}
+
+impl signature::Keypair for IssuerKey {
+    type VerifyingKey = IssuerKey;
+    fn verifying_key(&self) -> IssuerKey {
+        self.clone()
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for IssuerKey {
+    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+        Ok(self.alg.clone())
+    }
+}
+
+/// Sign `template` with `issuer`'s key: build the TBS once, hash it, have the token sign
+/// the digest, assemble, then check the result before returning it.
+pub fn sign_certificate(
+    template: CertificateTemplate,
+    issuer: &Issuer<'_>,
+) -> Result<SignedCertificate, CaError> {
+    if let Some(limit) = issuer.not_after {
+        if template.not_after > limit {
+            return Err(CaError::Invalid(
+                "the certificate would outlive its issuer".into(),
+            ));
+        }
+    }
+    let alg = issuer.spec.signature_algorithm();
+    let spki = SubjectPublicKeyInfoOwned::from_der(&template.spki_der)?;
+    let serial = SerialNumber::new(template.serial.as_bytes())?;
+    let validity = Validity::new(to_time(template.not_before)?, to_time(template.not_after)?);
+    let profile = FixedProfile {
+        subject: template.subject,
+        issuer: issuer.name.clone(),
+        extensions: template.extensions,
+    };
+    let key = IssuerKey {
+        spki_der: issuer.spki_der.clone(),
+        alg: algorithm_identifier(alg),
+    };
+    let mut builder = CertificateBuilder::new(profile, serial, validity, spki)?;
+    // `finalize` may be called once only: it appends the profile's extensions each time.
+    let tbs_der = builder.finalize(&key)?;
+    let signature = issuer.signer.sign_digest(alg, &digest(alg, &tbs_der))?;
+    verify_signature(&issuer.spki_der, alg, &tbs_der, &signature).map_err(CaError::BadSignature)?;
+    let cert = builder.assemble(BitString::from_bytes(&signature)?, &key)?;
+    let der = cert.to_der()?;
+
+    // What we hand out must be exactly what was signed.
+    if cert.tbs_certificate().to_der()? != tbs_der {
+        return Err(CaError::Profile(
+            "assembled TBS differs from the signed TBS",
+        ));
+    }
+    profile::check_issued(&cert, template.self_signed)?;
+    Ok(SignedCertificate {
+        fingerprint_sha256: Sha256::digest(&der).into(),
+        der,
+        serial: template.serial,
+        not_before: template.not_before,
+        not_after: template.not_after,
+    })
+}
+
+/// Encode DER as PEM with the given label.
+pub fn pem(label: &str, der: &[u8]) -> Result<String, CaError> {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der)
+        .map_err(|e| CaError::Invalid(format!("PEM encoding: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::pkcs8::EncodePublicKey as _;
+
+    /// A software signer, for unit tests of this module only.
+    struct SoftP256(p256::ecdsa::SigningKey);
+
+    impl DigestSigner for SoftP256 {
+        fn sign_digest(&self, _: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let sig: p256::ecdsa::Signature = self
+                .0
+                .sign_prehash(digest)
+                .map_err(|e| SignError::Failed(e.to_string()))?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+    }
+
+    /// A signer that returns a well-formed signature by the wrong key.
+    struct WrongKey(SoftP256);
+
+    impl DigestSigner for WrongKey {
+        fn sign_digest(&self, a: SignatureAlgorithm, d: &[u8]) -> Result<Vec<u8>, SignError> {
+            self.0.sign_digest(a, d)
+        }
+    }
+
+    fn soft_key() -> (SoftP256, Vec<u8>) {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).unwrap();
+        seed[0] = 1;
+        let sk = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+        let spki = sk
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        (SoftP256(sk), spki)
+    }
+
+    fn root_template(spki: &[u8], not_after_days: i64) -> CertificateTemplate {
+        let ski = profile::key_identifier(spki).unwrap();
+        let now = crate::types::now();
+        CertificateTemplate {
+            subject: common_name("Test Root").unwrap(),
+            spki_der: spki.to_vec(),
+            serial: Serial::random(),
+            not_before: now,
+            not_after: now + time::Duration::days(not_after_days),
+            extensions: profile::ca_extensions(&ski, None, None).unwrap(),
+            self_signed: true,
+        }
+    }
+
+    #[test]
+    fn a_self_signed_root_verifies_and_carries_the_ca_profile() {
+        let (signer, spki) = soft_key();
+        let issuer = Issuer {
+            name: common_name("Test Root").unwrap(),
+            key_id: profile::key_identifier(&spki).unwrap(),
+            spki_der: spki.clone(),
+            spec: KeySpec::EcP256,
+            not_after: None,
+            signer: &signer,
+        };
+        let cert = sign_certificate(root_template(&spki, 10), &issuer).unwrap();
+        let parsed = Certificate::from_der(&cert.der).unwrap();
+        let bc = parsed
+            .tbs_certificate()
+            .get_extension::<x509_cert::ext::pkix::BasicConstraints>()
+            .unwrap()
+            .unwrap();
+        assert!(bc.0 && bc.1.ca);
+    }
+
+    #[test]
+    fn a_signature_by_the_wrong_key_is_never_returned() {
+        let (_, spki) = soft_key();
+        let (other, _) = soft_key();
+        let wrong = WrongKey(other);
+        let issuer = Issuer {
+            name: common_name("Test Root").unwrap(),
+            key_id: profile::key_identifier(&spki).unwrap(),
+            spki_der: spki.clone(),
+            spec: KeySpec::EcP256,
+            not_after: None,
+            signer: &wrong,
+        };
+        let err = sign_certificate(root_template(&spki, 10), &issuer).unwrap_err();
+        assert!(matches!(err, CaError::BadSignature(_)));
+    }
+
+    #[test]
+    fn a_certificate_may_not_outlive_its_issuer() {
+        let (signer, spki) = soft_key();
+        let issuer = Issuer {
+            name: common_name("Test Root").unwrap(),
+            key_id: profile::key_identifier(&spki).unwrap(),
+            spki_der: spki.clone(),
+            spec: KeySpec::EcP256,
+            not_after: Some(crate::types::now() + time::Duration::days(1)),
+            signer: &signer,
+        };
+        assert!(sign_certificate(root_template(&spki, 10), &issuer).is_err());
+    }
+}

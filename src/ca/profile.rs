@@ -1,0 +1,91 @@
+//! Certificate profiles: which extensions a CA certificate carries, and the checks every
+//! certificate must pass before it leaves the signing core.
+
+use const_oid::AssociatedOid;
+use der::asn1::OctetString;
+use der::Encode;
+use sha1::{Digest, Sha1};
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
+use x509_cert::ext::Extension;
+use x509_cert::Certificate;
+
+use super::CaError;
+
+/// Wrap an extension value with its OID and criticality.
+pub(crate) fn extension<T: Encode + AssociatedOid>(
+    critical: bool,
+    value: &T,
+) -> Result<Extension, CaError> {
+    Ok(Extension {
+        extn_id: T::OID,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+/// Key identifier per RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits.
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
+    use der::Decode;
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)?;
+    Ok(Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec())
+}
+
+/// The CA profile: basicConstraints CA:TRUE and keyUsage keyCertSign + cRLSign, both
+/// critical (RFC 5280 §4.2.1.9, §4.2.1.3); SKI always; AKI when the issuer is another CA
+/// (§4.2.1.1 lets a self-signed root omit it).
+pub fn ca_extensions(
+    subject_key_id: &[u8],
+    authority_key_id: Option<&[u8]>,
+    path_len: Option<u8>,
+) -> Result<Vec<Extension>, CaError> {
+    let mut exts = vec![
+        extension(
+            true,
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+        )?,
+        extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
+        extension(
+            false,
+            &SubjectKeyIdentifier(OctetString::new(subject_key_id.to_vec())?),
+        )?,
+    ];
+    if let Some(aki) = authority_key_id {
+        exts.push(extension(
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(aki.to_vec())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?);
+    }
+    Ok(exts)
+}
+
+/// Checks every certificate passes after signing, whatever its profile (ARCHITECTURE rule 2).
+pub fn check_issued(cert: &Certificate, self_signed: bool) -> Result<(), CaError> {
+    let tbs = cert.tbs_certificate();
+    let serial = tbs.serial_number().as_bytes();
+    if serial.is_empty() || serial.len() > 20 || serial[0] & 0x80 != 0 {
+        return Err(CaError::Profile(
+            "serial number must be positive and at most 20 octets",
+        ));
+    }
+    if tbs.get_extension::<SubjectKeyIdentifier>()?.is_none() {
+        return Err(CaError::Profile("subjectKeyIdentifier is missing"));
+    }
+    if !self_signed && tbs.get_extension::<AuthorityKeyIdentifier>()?.is_none() {
+        return Err(CaError::Profile("authorityKeyIdentifier is missing"));
+    }
+    let v = tbs.validity();
+    if v.not_after.to_unix_duration() <= v.not_before.to_unix_duration() {
+        return Err(CaError::Profile("notAfter is not after notBefore"));
+    }
+    Ok(())
+}

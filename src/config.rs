@@ -1,0 +1,205 @@
+//! The daemon's configuration: a TOML file, a few environment overrides, and the PIN.
+//!
+//! Unknown keys and bad values stop the daemon at start with a sentence naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::hsm::{Pin, TokenConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("no HSM PIN: set `hsm.pin_file` in the configuration or SCAIVAULT_HSM_PIN in the environment")]
+    NoPin,
+    #[error("cannot read the PIN file {path}: {source}")]
+    PinFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8200))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/scaivault-pki")
+}
+
+fn default_pool_size() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Plain HTTP on an address other than loopback exposes bearer tokens on the wire;
+    /// it has to be asked for by name.
+    #[serde(default)]
+    pub allow_plaintext_non_loopback: bool,
+    pub hsm: HsmConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    pub module: PathBuf,
+    pub token_label: String,
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+impl Config {
+    /// Read the file, apply `SCAIVAULT_DATA_DIR` and `SCAIVAULT_LISTEN`, and check values.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Ok(dir) = std::env::var("SCAIVAULT_DATA_DIR") {
+            if !dir.is_empty() {
+                cfg.data_dir = PathBuf::from(dir);
+            }
+        }
+        if let Ok(listen) = std::env::var("SCAIVAULT_LISTEN") {
+            if !listen.is_empty() {
+                cfg.listen = listen.parse().map_err(|_| ConfigError::Invalid {
+                    key: "listen",
+                    message: format!("SCAIVAULT_LISTEN={listen:?} is not an address:port"),
+                })?;
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.hsm.pool_size == 0 || self.hsm.pool_size > 256 {
+            return Err(ConfigError::Invalid {
+                key: "hsm.pool_size",
+                message: "must be between 1 and 256".into(),
+            });
+        }
+        if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
+            return Err(ConfigError::Invalid {
+                key: "hsm.token_label",
+                message: "must be 1 to 32 bytes (the PKCS#11 label field)".into(),
+            });
+        }
+        if !self.listen.ip().is_loopback() && !self.allow_plaintext_non_loopback {
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                message: format!(
+                    "{} is not a loopback address; plain HTTP there would expose bearer tokens. \
+                     Set allow_plaintext_non_loopback = true only behind a TLS-terminating proxy",
+                    self.listen
+                ),
+            });
+        }
+        if let Some(url) = &self.public_base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "public_base_url",
+                    message: "must start with http:// or https://".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The token settings with the PIN from `hsm.pin_file`, else `SCAIVAULT_HSM_PIN`.
+    /// Never from the command line, where any user could read it in the process list.
+    pub fn token_config(&self) -> Result<TokenConfig, ConfigError> {
+        let pin = match &self.hsm.pin_file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::PinFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                zeroize::Zeroizing::new(text)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string()
+            }
+            None => std::env::var("SCAIVAULT_HSM_PIN").map_err(|_| ConfigError::NoPin)?,
+        };
+        if pin.is_empty() {
+            return Err(ConfigError::NoPin);
+        }
+        Ok(TokenConfig {
+            module: self.hsm.module.clone(),
+            token_label: self.hsm.token_label.clone(),
+            pin: Pin::new(pin),
+            pool_size: self.hsm.pool_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(s).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    const MIN: &str = "[hsm]\nmodule = \"/m.so\"\ntoken_label = \"t\"\n";
+
+    #[test]
+    fn a_minimal_config_takes_the_defaults() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.listen, default_listen());
+        assert_eq!(c.hsm.pool_size, 4);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_in_the_error() {
+        let e = parse(&format!("lisen = \"127.0.0.1:1\"\n{MIN}")).unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_on_a_public_address_must_be_asked_for() {
+        let e = parse(&format!("listen = \"0.0.0.0:8200\"\n{MIN}")).unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+        parse(&format!(
+            "listen = \"0.0.0.0:8200\"\nallow_plaintext_non_loopback = true\n{MIN}"
+        ))
+        .unwrap();
+    }
+}

@@ -1,0 +1,151 @@
+//! Daemon start-up and shutdown: open the token and the store, make the bootstrap token,
+//! bind, tell systemd we're ready, serve, and on SIGTERM let requests finish and flush.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::hsm::Token;
+use crate::service::{Pki, Settings};
+use crate::store::Store;
+
+/// File in the data directory that receives the bound address (useful with port 0).
+pub const LISTEN_ADDR_FILE: &str = "listen-addr";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot open the token: {0}")]
+    Token(#[from] crate::hsm::HsmError),
+    #[error("cannot open the store in {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+pub struct Options {
+    /// Exit when standard input closes: lets a test harness tie the daemon's life to its own.
+    pub exit_on_stdin_close: bool,
+}
+
+pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| StartError::Io(format!("cannot create {}: {e}", cfg.data_dir.display())))?;
+    restrict_dir(&cfg.data_dir);
+
+    let token_cfg = cfg.token_config()?;
+    let label = token_cfg.token_label.clone();
+    let token = tokio::task::spawn_blocking(move || Token::open(token_cfg))
+        .await
+        .map_err(|e| StartError::Io(e.to_string()))??;
+    tracing::info!(token = %label, module = %cfg.hsm.module.display(), "logged in to the token");
+
+    let store_dir = cfg.data_dir.join("store");
+    let store = Store::open(&store_dir).map_err(|e| StartError::Store {
+        path: store_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let pki = Arc::new(Pki::new(
+        store,
+        Arc::new(token),
+        Settings {
+            data_dir: cfg.data_dir.clone(),
+        },
+    ));
+    if let Some(id) = pki
+        .ensure_bootstrap_token()
+        .map_err(|e| StartError::Io(e.to_string()))?
+    {
+        tracing::info!(token_id = %id, file = %cfg.data_dir.join("root-token").display(),
+            "created the bootstrap admin token");
+    }
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    std::fs::write(cfg.data_dir.join(LISTEN_ADDR_FILE), addr.to_string())
+        .map_err(|e| StartError::Io(format!("cannot write the listen-addr file: {e}")))?;
+    tracing::info!(%addr, "listening (plain HTTP)");
+    sd_notify("READY=1");
+
+    let state = AppState {
+        pki: pki.clone(),
+        token_label: label,
+    };
+    api::serve(listener, state, shutdown_signal(opts.exit_on_stdin_close))
+        .await
+        .map_err(|e| StartError::Io(e.to_string()))?;
+
+    sd_notify("STOPPING=1");
+    if let Err(e) = pki.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory holds the root token and the store: owner only.
+fn restrict_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot restrict the data directory to its owner");
+    }
+}
+
+async fn shutdown_signal(exit_on_stdin_close: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let stdin_closed = async {
+        if !exit_on_stdin_close {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM: finishing in-flight requests"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight requests"),
+        _ = stdin_closed => tracing::info!("standard input closed: shutting down"),
+    }
+}
+
+/// Tell systemd (Type=notify) about our state, when it asked to be told.
+fn sd_notify(state: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}

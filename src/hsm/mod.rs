@@ -1,0 +1,664 @@
+//! The token layer: the only module that speaks PKCS#11 (through `cryptoki`).
+//!
+//! It owns the process's one PKCS#11 context, a pool of logged-in sessions, key-pair
+//! generation inside the token, and signing of digests. Callers see plain types:
+//! [`KeyRef`] names a key, [`GeneratedKey`] carries its public half as a
+//! SubjectPublicKeyInfo, and [`TokenSigner`] implements [`DigestSigner`].
+
+mod encoding;
+mod pool;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
+
+use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+pub use encoding::EncodingError;
+use pool::Pool;
+
+/// Errors of the token layer. `Unavailable` is the one callers map to 503.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HsmError {
+    #[error("cannot load the PKCS#11 module {path}: {reason}")]
+    Module { path: PathBuf, reason: String },
+    #[error("no token labelled {0:?} is present")]
+    TokenNotFound(String),
+    #[error("the token refused the PIN")]
+    PinIncorrect,
+    #[error("the token is unavailable: {0}")]
+    Unavailable(String),
+    #[error("key {0} was not found in the token")]
+    KeyNotFound(String),
+    #[error("token operation failed: {0}")]
+    Operation(String),
+    #[error(transparent)]
+    Encoding(#[from] EncodingError),
+    /// The session lost its login or was closed under us; retried once on a fresh session.
+    #[error("token session lost: {0}")]
+    SessionLost(String),
+}
+
+impl HsmError {
+    /// Sort a PKCS#11 failure by what the caller can do about it.
+    fn from_pkcs11(e: CkError) -> Self {
+        match &e {
+            CkError::Pkcs11(rv, func) => {
+                let what = format!("{func}: {rv:?}");
+                match rv {
+                    RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn => HsmError::SessionLost(what),
+                    RvError::DeviceRemoved
+                    | RvError::DeviceError
+                    | RvError::DeviceMemory
+                    | RvError::TokenNotPresent
+                    | RvError::TokenNotRecognized
+                    | RvError::SlotIdInvalid
+                    | RvError::CryptokiNotInitialized
+                    | RvError::GeneralError
+                    | RvError::SessionCount => HsmError::Unavailable(what),
+                    RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired => {
+                        HsmError::PinIncorrect
+                    }
+                    _ => HsmError::Operation(what),
+                }
+            }
+            other => HsmError::Operation(other.to_string()),
+        }
+    }
+
+    fn is_stale_handle(&self) -> bool {
+        matches!(self, HsmError::Operation(m) if m.contains("ObjectHandleInvalid") || m.contains("KeyHandleInvalid"))
+    }
+}
+
+impl From<CkError> for HsmError {
+    fn from(e: CkError) -> Self {
+        HsmError::from_pkcs11(e)
+    }
+}
+
+/// The user PIN. Zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct Pin(Zeroizing<String>);
+
+impl Pin {
+    pub fn new(pin: String) -> Self {
+        Pin(Zeroizing::new(pin))
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pin(<redacted>)")
+    }
+}
+
+/// How to reach the token.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub pin: Pin,
+    /// Upper bound on concurrently open sessions (one per signing worker).
+    pub pool_size: usize,
+}
+
+/// Names one key pair in the token: both halves share the label and CKA_ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    pub label: String,
+    pub id: Vec<u8>,
+}
+
+impl KeyRef {
+    /// RFC 7512 URI of the private key, e.g. `pkcs11:token=ca;object=scaivault-ca-x;id=%01%02;type=private`.
+    pub fn uri(&self, token_label: &str) -> String {
+        let id: String = self.id.iter().map(|b| format!("%{b:02X}")).collect();
+        format!(
+            "pkcs11:token={};object={};id={};type=private",
+            pct_encode(token_label),
+            pct_encode(&self.label),
+            id
+        )
+    }
+}
+
+/// Percent-encode everything outside RFC 7512's unreserved set for path attribute values.
+fn pct_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A key pair just made in the token.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    pub key: KeyRef,
+    pub spec: KeySpec,
+    /// DER SubjectPublicKeyInfo read back from the token's public key object.
+    pub spki_der: Vec<u8>,
+}
+
+/// The security-relevant attributes of a private key, as the token reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttributes {
+    pub sensitive: bool,
+    pub always_sensitive: bool,
+    pub extractable: bool,
+    pub never_extractable: bool,
+    pub sign: bool,
+    pub decrypt: bool,
+    pub unwrap: bool,
+    pub derive: bool,
+}
+
+/// What health checks report about the token.
+#[derive(Debug, Clone)]
+pub struct TokenStatus {
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub sessions_open: usize,
+    pub sessions_idle: usize,
+}
+
+/// The process's PKCS#11 contexts, one per module path: `C_Initialize` may run only once per
+/// process and finalizing one handle breaks every other.
+static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
+fn context_for(module: &Path) -> Result<Pkcs11, HsmError> {
+    let map = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ctx) = map.get(module) {
+        return Ok(ctx.clone());
+    }
+    let module_err = |reason: String| HsmError::Module {
+        path: module.to_path_buf(),
+        reason,
+    };
+    let ctx = Pkcs11::new(module).map_err(|e| module_err(e.to_string()))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(module_err(e.to_string())),
+    }
+    map.insert(module.to_path_buf(), ctx.clone());
+    Ok(ctx)
+}
+
+/// A logged-in connection to one token.
+pub struct Token {
+    ctx: Pkcs11,
+    label: String,
+    pin: Pin,
+    slot: Mutex<Option<Slot>>,
+    pool: Pool,
+    /// Private-key handles by CKA_ID, so signing skips C_FindObjects. Handles of token
+    /// objects stay valid across sessions; a stale one is dropped and looked up again.
+    handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+    /// When the library was last re-initialized to look for a vanished token.
+    last_recovery: Mutex<Option<Instant>>,
+}
+
+/// How often a missing token may trigger a library re-initialization.
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token").field("label", &self.label).finish()
+    }
+}
+
+impl Token {
+    /// Load the module, find the token by label and log in once, so that a wrong PIN or a
+    /// missing token stops the daemon at start instead of failing the first request.
+    pub fn open(cfg: TokenConfig) -> Result<Self, HsmError> {
+        let ctx = context_for(&cfg.module)?;
+        let token = Token {
+            ctx,
+            label: cfg.token_label,
+            pin: cfg.pin,
+            slot: Mutex::new(None),
+            pool: Pool::new(cfg.pool_size),
+            handles: Mutex::new(HashMap::new()),
+            last_recovery: Mutex::new(None),
+        };
+        let lease = token.pool.acquire(|| token.open_session())?;
+        lease.release();
+        Ok(token)
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn find_slot(&self) -> Result<Slot, HsmError> {
+        let mut cached = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = *cached {
+            return Ok(slot);
+        }
+        for slot in self.ctx.get_slots_with_token()? {
+            let info = match self.ctx.get_token_info(slot) {
+                Ok(info) => info,
+                Err(_) => continue,
+            };
+            if info.label().trim_end() == self.label {
+                *cached = Some(slot);
+                return Ok(slot);
+            }
+        }
+        Err(HsmError::TokenNotFound(self.label.clone()))
+    }
+
+    fn forget_slot(&self) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// A token that vanished (unplugged, its store unreadable) is not rediscovered by the
+    /// library on its own: SoftHSM2, like many modules, scans for tokens in C_Initialize.
+    /// So re-initialize, but only when no other session is lent out (finalizing would break
+    /// a call in flight) and not more often than `RECOVERY_INTERVAL`.
+    fn try_recover(&self) {
+        let mut last = self.last_recovery.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.pool.close_idle();
+        // The caller's own reservation counts as one open session.
+        if self.pool.counts().0 > 1 {
+            return;
+        }
+        // Object handles are renumbered by a new C_Initialize.
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.forget_slot();
+        let _ = self.ctx.clone().finalize();
+        match self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
+                tracing::info!(token = %self.label, "re-initialized the PKCS#11 library to look for the token");
+            }
+            Err(e) => {
+                tracing::warn!(token = %self.label, error = %e, "re-initializing the PKCS#11 library failed")
+            }
+        }
+    }
+
+    /// Open and log in a session; if that fails for any reason but the PIN, look for the
+    /// token again (see `try_recover`) and retry once.
+    fn open_session(&self) -> Result<Session, HsmError> {
+        match self.open_session_once() {
+            Err(HsmError::PinIncorrect) => Err(HsmError::PinIncorrect),
+            Err(_) => {
+                self.try_recover();
+                self.open_session_once()
+            }
+            ok => ok,
+        }
+    }
+
+    fn open_session_once(&self) -> Result<Session, HsmError> {
+        let slot = self.find_slot()?;
+        let session = self
+            .ctx
+            .open_rw_session(slot)
+            .inspect_err(|_| self.forget_slot())?;
+        let pin = AuthPin::from(self.pin.0.as_str());
+        match session.login(UserType::User, Some(&pin)) {
+            // Login is per token per process: the second session is already logged in.
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(e) => Err(HsmError::from_pkcs11(e)),
+        }
+    }
+
+    /// Run `f` on a pooled session. A session that lost its login is replaced and `f`
+    /// retried once; a token that went away makes every idle session go too, so the next
+    /// call starts from slot discovery and the daemon recovers when the token returns.
+    fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let lease = self
+                .pool
+                .acquire(|| self.open_session())
+                .map_err(|e| match e {
+                    HsmError::TokenNotFound(_) | HsmError::SessionLost(_) => {
+                        HsmError::Unavailable(e.to_string())
+                    }
+                    other => other,
+                })?;
+            match f(lease.session()) {
+                Ok(v) => {
+                    lease.release();
+                    return Ok(v);
+                }
+                Err(HsmError::SessionLost(what)) => {
+                    drop(lease);
+                    if attempts >= 2 {
+                        return Err(HsmError::Unavailable(what));
+                    }
+                }
+                Err(e @ HsmError::Unavailable(_)) => {
+                    drop(lease);
+                    self.pool.close_idle();
+                    self.forget_slot();
+                    return Err(e);
+                }
+                Err(e) => {
+                    lease.release();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Generate a key pair inside the token. The private half is a token object that is
+    /// private, sensitive, never extractable and may only sign.
+    pub fn generate_key_pair(&self, spec: KeySpec, label: &str) -> Result<GeneratedKey, HsmError> {
+        let mut id = vec![0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| HsmError::Operation(e.to_string()))?;
+        let label_bytes = label.as_bytes().to_vec();
+
+        let mut public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Label(label_bytes.clone()),
+            Attribute::Id(id.clone()),
+        ];
+        // SoftHSM2 defaults Decrypt and Unwrap to true unless told otherwise: say every "no".
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::SignRecover(false),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label_bytes),
+            Attribute::Id(id.clone()),
+        ];
+        let mechanism = match spec {
+            KeySpec::EcP256 | KeySpec::EcP384 => {
+                public.push(Attribute::EcParams(encoding::ec_params(spec)?));
+                Mechanism::EccKeyPairGen
+            }
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                public.push(Attribute::ModulusBits(u64::from(spec.size()).into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+        };
+
+        let (spki_der, private_handle) = self.with_session(|s| {
+            let (pub_h, priv_h) = s.generate_key_pair(&mechanism, &public, &private)?;
+            Ok((read_spki(s, pub_h, spec)?, priv_h))
+        })?;
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), private_handle);
+        Ok(GeneratedKey {
+            key: KeyRef {
+                label: label.to_string(),
+                id,
+            },
+            spec,
+            spki_der,
+        })
+    }
+
+    fn private_handle(&self, s: &Session, key: &KeyRef) -> Result<ObjectHandle, HsmError> {
+        if let Some(h) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key.id)
+        {
+            return Ok(*h);
+        }
+        let found = s.find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(key.id.clone()),
+        ])?;
+        // Two objects with one id would make "which key signed" ambiguous: refuse.
+        let h = match found.as_slice() {
+            [h] => *h,
+            [] => return Err(HsmError::KeyNotFound(key.label.clone())),
+            _ => {
+                return Err(HsmError::Operation(format!(
+                    "more than one private key has the id of {}",
+                    key.label
+                )))
+            }
+        };
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.id.clone(), h);
+        Ok(h)
+    }
+
+    fn forget_handle(&self, key: &KeyRef) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key.id);
+    }
+
+    /// Sign a precomputed digest with a private key in the token and return the X.509
+    /// signature value (DER `Ecdsa-Sig-Value` for ECDSA, the raw block for RSA).
+    pub fn sign_digest(
+        &self,
+        key: &KeyRef,
+        alg: SignatureAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        encoding::check_digest(alg, digest)?;
+        let (mechanism, data) = match alg {
+            SignatureAlgorithm::EcdsaSha256 | SignatureAlgorithm::EcdsaSha384 => {
+                (Mechanism::Ecdsa, digest.to_vec())
+            }
+            SignatureAlgorithm::RsaPkcs1Sha256 => (
+                Mechanism::RsaPkcs,
+                encoding::rsa_sha256_digest_info(digest)?,
+            ),
+        };
+        let raw = self.with_session(|s| {
+            let h = self.private_handle(s, key)?;
+            match s.sign(&mechanism, h, &data).map_err(HsmError::from) {
+                Err(e) if e.is_stale_handle() => {
+                    self.forget_handle(key);
+                    let h = self.private_handle(s, key)?;
+                    Ok(s.sign(&mechanism, h, &data)?)
+                }
+                other => other,
+            }
+        })?;
+        match alg {
+            SignatureAlgorithm::RsaPkcs1Sha256 => Ok(raw),
+            _ => Ok(encoding::ecdsa_raw_to_der(alg, &raw)?),
+        }
+    }
+
+    /// A [`DigestSigner`] for one key, for the signing core.
+    pub fn signer<'a>(&'a self, key: &'a KeyRef) -> TokenSigner<'a> {
+        TokenSigner { token: self, key }
+    }
+
+    /// Remove both halves of a key pair, e.g. when the CA it was made for could not be stored.
+    pub fn destroy_key_pair(&self, key: &KeyRef) -> Result<(), HsmError> {
+        self.forget_handle(key);
+        self.with_session(|s| {
+            for h in s.find_objects(&[Attribute::Id(key.id.clone())])? {
+                s.destroy_object(h)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Read back what the token says about a private key's protection.
+    pub fn key_attributes(&self, key: &KeyRef) -> Result<KeyAttributes, HsmError> {
+        self.with_session(|s| {
+            let h = self.private_handle(s, key)?;
+            let attrs = s.get_attributes(
+                h,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::Extractable,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Sign,
+                    AttributeType::Decrypt,
+                    AttributeType::Unwrap,
+                    AttributeType::Derive,
+                ],
+            )?;
+            let mut out = KeyAttributes {
+                sensitive: false,
+                always_sensitive: false,
+                extractable: true,
+                never_extractable: false,
+                sign: false,
+                decrypt: true,
+                unwrap: true,
+                derive: true,
+            };
+            for a in attrs {
+                match a {
+                    Attribute::Sensitive(v) => out.sensitive = v,
+                    Attribute::AlwaysSensitive(v) => out.always_sensitive = v,
+                    Attribute::Extractable(v) => out.extractable = v,
+                    Attribute::NeverExtractable(v) => out.never_extractable = v,
+                    Attribute::Sign(v) => out.sign = v,
+                    Attribute::Decrypt(v) => out.decrypt = v,
+                    Attribute::Unwrap(v) => out.unwrap = v,
+                    Attribute::Derive(v) => out.derive = v,
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Probe the token with a real round trip: a pooled, logged-in session and its token info.
+    pub fn status(&self) -> Result<TokenStatus, HsmError> {
+        let info = self.with_session(|s| {
+            s.get_session_info()?;
+            let slot = self.find_slot()?;
+            Ok(self.ctx.get_token_info(slot)?)
+        })?;
+        let (open, idle) = self.pool.counts();
+        Ok(TokenStatus {
+            label: info.label().trim_end().to_string(),
+            manufacturer: info.manufacturer_id().trim_end().to_string(),
+            model: info.model().trim_end().to_string(),
+            serial: info.serial_number().trim_end().to_string(),
+            sessions_open: open,
+            sessions_idle: idle,
+        })
+    }
+}
+
+/// Read a public key object back as a DER SubjectPublicKeyInfo.
+fn read_spki(s: &Session, h: ObjectHandle, spec: KeySpec) -> Result<Vec<u8>, HsmError> {
+    match spec {
+        KeySpec::EcP256 | KeySpec::EcP384 => {
+            let attrs = s.get_attributes(h, &[AttributeType::EcPoint])?;
+            let point = attrs
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::EcPoint(p) => Some(p),
+                    _ => None,
+                })
+                .ok_or_else(|| HsmError::Operation("token returned no CKA_EC_POINT".into()))?;
+            let point = encoding::unwrap_ec_point(spec, &point)?;
+            Ok(encoding::ec_spki(spec, &point)?)
+        }
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+            let attrs =
+                s.get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
+            let (mut n, mut e) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(v) => n = Some(v),
+                    Attribute::PublicExponent(v) => e = Some(v),
+                    _ => {}
+                }
+            }
+            match (n, e) {
+                (Some(n), Some(e)) => Ok(encoding::rsa_spki(&n, &e)?),
+                _ => Err(HsmError::Operation(
+                    "token returned no RSA modulus or exponent".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// One token key seen as a [`DigestSigner`].
+pub struct TokenSigner<'a> {
+    token: &'a Token,
+    key: &'a KeyRef,
+}
+
+impl DigestSigner for TokenSigner<'_> {
+    fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.token
+            .sign_digest(self.key, alg, digest)
+            .map_err(|e| match e {
+                HsmError::Unavailable(m) => SignError::Unavailable(m),
+                other => SignError::Failed(other.to_string()),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_uri_follows_rfc7512() {
+        let k = KeyRef {
+            label: "scaivault-ca-ca_1".into(),
+            id: vec![0x01, 0xab],
+        };
+        assert_eq!(
+            k.uri("my token"),
+            "pkcs11:token=my%20token;object=scaivault-ca-ca_1;id=%01%AB;type=private"
+        );
+    }
+
+    #[test]
+    fn pin_is_never_printed() {
+        let p = Pin::new("123456".into());
+        assert!(!format!("{p:?}").contains("123456"));
+    }
+}

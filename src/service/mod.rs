@@ -1,0 +1,107 @@
+//! Use cases: what a client can ask of the CA, independent of how it asked.
+//!
+//! Each public method is synchronous and may block (token calls, disk flushes); the HTTP
+//! layer runs them on blocking threads. Errors are [`ServiceError`], which `api/` alone turns
+//! into HTTP responses.
+
+pub mod auth;
+pub mod cas;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::ca::CaError;
+use crate::hsm::{HsmError, Token, TokenStatus};
+use crate::keys::{InvalidKeySize, SignError};
+use crate::store::{Store, StoreError};
+
+pub use auth::Principal;
+
+/// Errors a use case reports to its caller. Each variant is one kind of answer a client
+/// gets; the message is safe to show (no secrets, no internals).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    InvalidKeySize(#[from] InvalidKeySize),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{kind} {id:?} not found")]
+    NotFound { kind: &'static str, id: String },
+    #[error("a CA named {0:?} already exists")]
+    CaNameTaken(String),
+    #[error("CA {0} is inactive and signs nothing until it is reactivated")]
+    CaInactive(String),
+    #[error("CA {0} has expired")]
+    CaExpired(String),
+    #[error("the token is unavailable: {0}")]
+    HsmUnavailable(String),
+    /// Anything unexpected. The text goes to the log; the client sees a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken(n) => ServiceError::CaNameTaken(n),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HsmError> for ServiceError {
+    fn from(e: HsmError) -> Self {
+        match e {
+            HsmError::Unavailable(m) => ServiceError::HsmUnavailable(m),
+            HsmError::TokenNotFound(l) => {
+                ServiceError::HsmUnavailable(format!("token {l:?} is not present"))
+            }
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CaError> for ServiceError {
+    fn from(e: CaError) -> Self {
+        match e {
+            CaError::Sign(SignError::Unavailable(m)) => ServiceError::HsmUnavailable(m),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Settings the use cases need from the daemon's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+}
+
+/// The CA service: the token, the store and the settings, shared by every request.
+pub struct Pki {
+    pub(crate) store: Store,
+    pub(crate) token: Arc<Token>,
+    pub(crate) settings: Settings,
+}
+
+impl Pki {
+    pub fn new(store: Store, token: Arc<Token>, settings: Settings) -> Self {
+        Pki {
+            store,
+            token,
+            settings,
+        }
+    }
+
+    /// A real round trip to the token, for health checks.
+    pub fn token_status(&self) -> Result<TokenStatus, ServiceError> {
+        Ok(self.token.status()?)
+    }
+
+    /// Make everything written so far durable, e.g. at shutdown.
+    pub fn flush(&self) -> Result<(), ServiceError> {
+        Ok(self.store.flush()?)
+    }
+}

@@ -1,0 +1,258 @@
+//! The metadata store: the only module that touches sled.
+//!
+//! It keeps CA records, the name and serial indexes that make names unique per tenant and
+//! serials unique per issuer, and the hashes of API tokens. Every write that a client will
+//! be told about is flushed to disk before the call returns (ARCHITECTURE rule 3).
+
+mod records;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+pub use records::{ApiTokenRecord, CaRecord};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Backend(String),
+    #[error("a stored record could not be read: {0}")]
+    Corrupt(String),
+    #[error("the name {0:?} is already taken")]
+    NameTaken(String),
+    #[error("serial {0} is already used by this issuer")]
+    SerialTaken(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// A handle to the store; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    cas: sled::Tree,
+    ca_names: sled::Tree,
+    serials: sled::Tree,
+    api_tokens: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn name_key(tenant: &str, name: &str) -> Vec<u8> {
+    [tenant.as_bytes(), b"\0", name.as_bytes()].concat()
+}
+
+fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
+    [issuer.as_bytes(), b"\0", serial_hex.as_bytes()].concat()
+}
+
+const BOOTSTRAP_TOKEN_KEY: &[u8] = b"bootstrap_token_id";
+
+impl Store {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store {
+            cas: db.open_tree("cas")?,
+            ca_names: db.open_tree("ca_names")?,
+            serials: db.open_tree("serials")?,
+            api_tokens: db.open_tree("api_tokens")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Make every write so far durable. sled's flush is global to the database, so
+    /// concurrent callers share the work of one flush (group commit).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Store a new CA: its name must be free in its tenant and its certificate serial
+    /// unused by its issuer. All three writes happen in one transaction, then flush.
+    pub fn insert_ca(&self, rec: &CaRecord) -> Result<(), StoreError> {
+        let value = encode(rec)?;
+        let nkey = name_key(&rec.tenant, &rec.name);
+        let issuer = rec.parent_id.as_deref().unwrap_or(&rec.id);
+        let skey = serial_key(issuer, &rec.serial_hex);
+        let result =
+            (&self.cas, &self.ca_names, &self.serials).transaction(|(cas, names, serials)| {
+                if names.get(&nkey)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::NameTaken(
+                        rec.name.clone(),
+                    )));
+                }
+                if serials.get(&skey)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(
+                        StoreError::SerialTaken(rec.serial_hex.clone()),
+                    ));
+                }
+                names.insert(nkey.as_slice(), rec.id.as_bytes())?;
+                serials.insert(skey.as_slice(), rec.id.as_bytes())?;
+                cas.insert(rec.id.as_bytes(), value.as_slice())?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => self.flush(),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    pub fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
+        self.cas.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn ca_name_taken(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self.ca_names.contains_key(name_key(tenant, name))?)
+    }
+
+    /// All CAs of a tenant, oldest first.
+    pub fn list_cas(&self, tenant: &str) -> Result<Vec<CaRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.cas.iter() {
+            let (_, v) = item?;
+            let rec: CaRecord = decode(&v)?;
+            if rec.tenant == tenant {
+                out.push(rec);
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Change one CA record atomically (compare-and-swap, retried on a concurrent write),
+    /// then flush. Returns the new record, or None when there is no such CA.
+    pub fn update_ca(
+        &self,
+        id: &str,
+        change: impl Fn(&mut CaRecord),
+    ) -> Result<Option<CaRecord>, StoreError> {
+        loop {
+            let Some(old) = self.cas.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut rec: CaRecord = decode(&old)?;
+            change(&mut rec);
+            let new = encode(&rec)?;
+            if self
+                .cas
+                .compare_and_swap(id.as_bytes(), Some(old), Some(new))?
+                .is_ok()
+            {
+                self.flush()?;
+                return Ok(Some(rec));
+            }
+        }
+    }
+
+    /// Look an API token up by the SHA-256 of its secret.
+    pub fn api_token_by_hash(&self, hash: &[u8]) -> Result<Option<ApiTokenRecord>, StoreError> {
+        self.api_tokens.get(hash)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// The id of the bootstrap admin token, if one was ever made.
+    pub fn bootstrap_token_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .meta
+            .get(BOOTSTRAP_TOKEN_KEY)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Record the bootstrap admin token (by hash) once, then flush.
+    pub fn insert_bootstrap_token(
+        &self,
+        hash: &[u8],
+        rec: &ApiTokenRecord,
+    ) -> Result<(), StoreError> {
+        let value = encode(rec)?;
+        let result = (&self.api_tokens, &self.meta).transaction(|(tokens, meta)| {
+            if meta.get(BOOTSTRAP_TOKEN_KEY)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(StoreError::NameTaken(
+                    "bootstrap token".into(),
+                )));
+            }
+            tokens.insert(hash, value.as_slice())?;
+            meta.insert(BOOTSTRAP_TOKEN_KEY, rec.id.as_bytes())?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => self.flush(),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeySpec;
+    use crate::types::CaType;
+
+    fn rec(id: &str, name: &str, serial: &str) -> CaRecord {
+        CaRecord {
+            id: id.into(),
+            tenant: "default".into(),
+            name: name.into(),
+            common_name: "X".into(),
+            ca_type: CaType::Root,
+            parent_id: None,
+            key_spec: KeySpec::EcP256,
+            key_label: "l".into(),
+            key_id: vec![1],
+            certificate_der: vec![0x30],
+            serial_hex: serial.into(),
+            not_before: crate::types::now(),
+            not_after: crate::types::now(),
+            is_active: true,
+            certificates_issued: 0,
+            created_at: crate::types::now(),
+        }
+    }
+
+    #[test]
+    fn a_ca_name_is_unique_within_its_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.insert_ca(&rec("ca_1", "root", "01")).unwrap();
+        assert!(matches!(
+            s.insert_ca(&rec("ca_2", "root", "02")),
+            Err(StoreError::NameTaken(_))
+        ));
+        let mut other = rec("ca_3", "root", "03");
+        other.tenant = "other".into();
+        s.insert_ca(&other).unwrap();
+        assert_eq!(s.list_cas("default").unwrap().len(), 1);
+        assert!(s.get_ca("ca_2").unwrap().is_none());
+    }
+
+    #[test]
+    fn records_survive_reopening_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.insert_ca(&rec("ca_1", "root", "01")).unwrap();
+            s.update_ca("ca_1", |r| r.is_active = false).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(!s.get_ca("ca_1").unwrap().unwrap().is_active);
+    }
+}

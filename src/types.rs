@@ -1,0 +1,136 @@
+//! Small typed values shared across layers: identifiers, serial numbers, timestamps.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A random identifier with a type prefix (`ca_…`, `cert_…`, `tok_…`): opaque to clients.
+pub fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    // getrandom only fails when the OS has no entropy source at all; there is no safe
+    // fallback for that, and ids must never repeat.
+    if getrandom::fill(&mut b).is_err() {
+        panic!("the operating system's random number generator is unavailable");
+    }
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// A certificate serial number: the content octets of a positive DER INTEGER.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Serial(Vec<u8>);
+
+impl Serial {
+    /// 16 random octets from the OS CSPRNG with the top bit cleared, so the number is
+    /// positive and fits RFC 5280's 20-octet limit (ARCHITECTURE rule 4).
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        if getrandom::fill(&mut b).is_err() {
+            panic!("the operating system's random number generator is unavailable");
+        }
+        b[0] &= 0x7f;
+        // Keep the encoding at exactly 16 octets: a leading zero octet is not minimal DER.
+        if b[0] == 0 {
+            b[0] = 0x01;
+        }
+        Serial(b.to_vec())
+    }
+
+    /// From DER INTEGER content octets as found in a parsed certificate.
+    pub fn from_der_bytes(bytes: &[u8]) -> Self {
+        Serial(bytes.to_vec())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Uppercase colon-separated hex, as `openssl x509 -serial` and Vault print it.
+    pub fn to_colon_hex(&self) -> String {
+        self.0
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// Lowercase hex without separators, for index keys.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.to_colon_hex())
+    }
+}
+
+/// RFC 3339 UTC with whole seconds, the form every timestamp in the API takes.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Now, truncated to whole seconds (X.509 times have no fractions).
+pub fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_serials_are_positive_sixteen_octets() {
+        for _ in 0..1000 {
+            let s = Serial::random();
+            assert_eq!(s.as_bytes().len(), 16);
+            assert!(s.as_bytes()[0] & 0x80 == 0 && s.as_bytes()[0] != 0);
+        }
+    }
+
+    #[test]
+    fn serial_prints_as_uppercase_colon_hex() {
+        assert_eq!(Serial(vec![0x1a, 0x2b, 0x03]).to_colon_hex(), "1A:2B:03");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_seconds() {
+        let t = time::macros::datetime!(2026-04-23 14:00:00.75 UTC);
+        assert_eq!(rfc3339(t), "2026-04-23T14:00:00Z");
+    }
+}
+
+/// Whether a CA signs itself or is signed by a parent CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaType {
+    Root,
+    Intermediate,
+}
+
+/// Serde helper: byte strings as standard base64 in JSON records.
+pub mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)
+    }
+}
