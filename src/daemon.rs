@@ -37,6 +37,10 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(format!("cannot create {}: {e}", cfg.data_dir.display())))?;
     restrict_dir(&cfg.data_dir);
 
+    // Install the signal handlers first: a SIGTERM that arrives right after READY=1 must
+    // still mean "finish and flush", not the default "die now".
+    let shutdown = shutdown_signal(opts.exit_on_stdin_close)?;
+
     let token_cfg = cfg.token_config()?;
     let label = token_cfg.token_label.clone();
     let token = tokio::task::spawn_blocking(move || Token::open(token_cfg))
@@ -79,7 +83,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         pki: pki.clone(),
         token_label: label,
     };
-    api::serve(listener, state, shutdown_signal(opts.exit_on_stdin_close))
+    api::serve(listener, state, shutdown)
         .await
         .map_err(|e| StartError::Io(e.to_string()))?;
 
@@ -99,33 +103,33 @@ fn restrict_dir(dir: &Path) {
     }
 }
 
-async fn shutdown_signal(exit_on_stdin_close: bool) {
+fn shutdown_signal(
+    exit_on_stdin_close: bool,
+) -> Result<impl std::future::Future<Output = ()>, StartError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| StartError::Io(format!("cannot handle SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| StartError::Io(format!("cannot handle SIGINT: {e}")))?;
+    Ok(async move {
+        let stdin_closed = async {
+            if !exit_on_stdin_close {
+                return std::future::pending::<()>().await;
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    let stdin_closed = async {
-        if !exit_on_stdin_close {
-            return std::future::pending::<()>().await;
-        }
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
-        while let Ok(n) = stdin.read(&mut buf).await {
-            if n == 0 {
-                break;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = stdin.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
             }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+            _ = stdin_closed => tracing::info!("standard input closed: shutting down"),
         }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM: finishing in-flight requests"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight requests"),
-        _ = stdin_closed => tracing::info!("standard input closed: shutting down"),
-    }
+    })
 }
 
 /// Tell systemd (Type=notify) about our state, when it asked to be told.
