@@ -4,6 +4,8 @@
 //! It knows nothing of HTTP, the store or PKCS#11: an issuer is a name, a public key and a
 //! [`DigestSigner`].
 
+pub mod csr;
+pub mod leaf_key;
 pub mod profile;
 pub mod verify;
 
@@ -30,7 +32,7 @@ use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
 
 use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
-use crate::types::Serial;
+use crate::types::{Serial, SubjectFields};
 use verify::{verify_signature, VerifyError};
 
 /// Errors of the signing core.
@@ -118,13 +120,36 @@ pub struct SignedCertificate {
 
 /// A subject name holding only a commonName, as a UTF8String (RFC 5280 §4.1.2.6).
 pub fn common_name(cn: &str) -> Result<Name, CaError> {
-    let mut rdn = RelativeDistinguishedName::default();
-    rdn.insert(AttributeTypeAndValue {
-        oid: const_oid::db::rfc4519::CN,
-        value: Any::from(Utf8StringRef::new(cn)?),
-    })?;
+    subject_name(Some(cn), &SubjectFields::default())
+}
+
+/// A subject name: C, ST, L, O, OU, then CN, one attribute per RDN. Country is a
+/// PrintableString (X.520); the rest are UTF8Strings.
+pub fn subject_name(cn: Option<&str>, fields: &SubjectFields) -> Result<Name, CaError> {
+    use const_oid::db::rfc4519::{C, CN, L, O, OU, ST};
     let mut seq = RdnSequence::default();
-    seq.push(rdn);
+    let mut push = |oid, value: Any| -> Result<(), CaError> {
+        let mut rdn = RelativeDistinguishedName::default();
+        rdn.insert(AttributeTypeAndValue { oid, value })?;
+        seq.push(rdn);
+        Ok(())
+    };
+    for c in &fields.country {
+        push(C, Any::from(der::asn1::PrintableStringRef::new(c)?))?;
+    }
+    for (oid, values) in [
+        (ST, &fields.province),
+        (L, &fields.locality),
+        (O, &fields.organization),
+        (OU, &fields.ou),
+    ] {
+        for v in values {
+            push(oid, Any::from(Utf8StringRef::new(v)?))?;
+        }
+    }
+    if let Some(cn) = cn {
+        push(CN, Any::from(Utf8StringRef::new(cn)?))?;
+    }
     // `Name` has no public constructor from an RdnSequence; the DER is the same.
     Ok(Name::from_der(&seq.to_der()?)?)
 }
@@ -278,7 +303,6 @@ pub fn pem(label: &str, der: &[u8]) -> Result<String, CaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p256::pkcs8::EncodePublicKey as _;
 
     /// A software signer, for unit tests of this module only.
     struct SoftP256(p256::ecdsa::SigningKey);

@@ -1,0 +1,752 @@
+//! Test harness shared by the integration tests.
+//!
+//! Every component is real: the daemon binary built by cargo, a SoftHSM2 token
+//! initialised fresh for this test process, real HTTP over loopback. One daemon
+//! and one token serve all tests of a test binary (`OnceLock`), so tests run in
+//! parallel against it and must use unique CA names (see [`unique_name`]).
+//!
+//! External judges (openssl, pkilint, Python `cryptography`, pkcs11-tool) are
+//! looked up in PATH. When one is missing a test prints `skipped: …` and
+//! returns, unless `SCAIVAULT_REQUIRE_TOOLS=1`, in which case it panics.
+
+#![allow(dead_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const DEFAULT_SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const TOKEN_LABEL: &str = "scaivault-test";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One running daemon on one throw-away SoftHSM2 token.
+pub struct Daemon {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    /// The bootstrap admin token read from `<data_dir>/root-token`.
+    pub root_token: String,
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub softhsm_conf: PathBuf,
+    pub module: String,
+    pub token_label: String,
+    pub pin: String,
+    pub log_path: PathBuf,
+    client: reqwest::blocking::Client,
+    // Kept for the life of the process: when the test process exits, the
+    // pipe closes and the daemon (started with --exit-on-stdin-close) exits.
+    _stdin: Mutex<ChildStdin>,
+    _child: Mutex<Child>,
+    _tmp: tempfile::TempDir,
+}
+
+static DAEMON: OnceLock<Result<Daemon, String>> = OnceLock::new();
+
+/// The daemon shared by every test of this test binary, started on first use.
+pub fn daemon() -> &'static Daemon {
+    match DAEMON.get_or_init(start_daemon) {
+        Ok(d) => d,
+        Err(e) => panic!("test daemon failed to start:\n{e}"),
+    }
+}
+
+pub fn softhsm_module() -> String {
+    std::env::var("SCAIVAULT_SOFTHSM_MODULE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SOFTHSM_MODULE.to_string())
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("getrandom");
+    hex::encode(buf)
+}
+
+/// A CA name unique across tests and runs: `<prefix>-<pid>-<n>-<random>`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{}", std::process::id(), random_hex(3))
+}
+
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+fn tail_of_file(path: &Path, max: usize) -> String {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let start = bytes.len().saturating_sub(max);
+            String::from_utf8_lossy(&bytes[start..]).into_owned()
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+fn start_daemon() -> Result<Daemon, String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("scaivault-test-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("cannot create temp dir: {e}"))?;
+    let dir = tmp.path().to_path_buf();
+    let err = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e} (in {})", dir.display());
+
+    // --- SoftHSM2 token, fresh for this process ---
+    let token_dir = dir.join("tokens");
+    fs::create_dir(&token_dir).map_err(|e| err("create token dir", &e))?;
+    let softhsm_conf = dir.join("softhsm2.conf");
+    fs::write(
+        &softhsm_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            token_dir.display()
+        ),
+    )
+    .map_err(|e| err("write softhsm2.conf", &e))?;
+    let pin = random_hex(8);
+    let so_pin = random_hex(8);
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &softhsm_conf)
+        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
+        .args(["--pin", &pin, "--so-pin", &so_pin])
+        .output()
+        .map_err(|e| err("run softhsm2-util (is softhsm2 installed?)", &e))?;
+    if !out.status.success() {
+        return Err(format!(
+            "softhsm2-util --init-token failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+
+    // --- daemon configuration ---
+    let data_dir = dir.join("data");
+    fs::create_dir(&data_dir).map_err(|e| err("create data dir", &e))?;
+    fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| err("chmod data dir", &e))?;
+    let pin_file = dir.join("hsm-pin");
+    write_private_file(&pin_file, &pin).map_err(|e| err("write pin file", &e))?;
+    let module = softhsm_module();
+    let config_path = dir.join("scaivault-pki.toml");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         data_dir = {}\n\
+         log_format = \"text\"\n\
+         \n\
+         [hsm]\n\
+         module = {}\n\
+         token_label = {}\n\
+         pin_file = {}\n\
+         pool_size = 4\n",
+        toml_str(&data_dir.to_string_lossy()),
+        toml_str(&module),
+        toml_str(TOKEN_LABEL),
+        toml_str(&pin_file.to_string_lossy()),
+    );
+    fs::write(&config_path, config).map_err(|e| err("write config", &e))?;
+
+    // --- spawn ---
+    let log_path = dir.join("daemon.log");
+    let log = File::create(&log_path).map_err(|e| err("create daemon.log", &e))?;
+    let stdout_log =
+        File::create(dir.join("daemon.stdout.log")).map_err(|e| err("create stdout log", &e))?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--exit-on-stdin-close")
+        .env("SOFTHSM2_CONF", &softhsm_conf)
+        .env_remove("SCAIVAULT_DATA_DIR")
+        .env_remove("SCAIVAULT_LISTEN")
+        .env_remove("SCAIVAULT_HSM_PIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(stdout_log))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| err("spawn daemon", &e))?;
+    let stdin = child.stdin.take().expect("piped stdin");
+
+    let fail = |child: &mut Child, why: String| -> String {
+        let _ = child.kill();
+        let _ = child.wait();
+        format!(
+            "{why}\ndaemon log: {}\n--- last lines of the log ---\n{}",
+            log_path.display(),
+            tail_of_file(&log_path, 4000)
+        )
+    };
+
+    // --- wait for <data_dir>/listen-addr ---
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let listen_file = data_dir.join("listen-addr");
+    let addr: SocketAddr = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(
+                &mut child,
+                format!("daemon exited during startup: {status}"),
+            ));
+        }
+        if let Ok(s) = fs::read_to_string(&listen_file) {
+            if let Ok(a) = s.trim().parse() {
+                break a;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(fail(
+                &mut child,
+                format!(
+                    "no usable {} after {STARTUP_TIMEOUT:?}",
+                    listen_file.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let base_url = format!("http://{addr}");
+
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .no_proxy()
+        .build()
+        .map_err(|e| err("build HTTP client", &e))?;
+
+    // --- wait for health 200 ---
+    let health = format!("{base_url}/v1/sys/health");
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(
+                &mut child,
+                format!("daemon exited during startup: {status}"),
+            ));
+        }
+        match client.get(&health).timeout(Duration::from_secs(5)).send() {
+            Ok(r) if r.status().as_u16() == 200 => break,
+            _ if Instant::now() > deadline => {
+                return Err(fail(
+                    &mut child,
+                    format!("GET {health} did not answer 200 within {STARTUP_TIMEOUT:?}"),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+
+    // --- bootstrap admin token ---
+    let root_token_path = data_dir.join("root-token");
+    let root_token = loop {
+        match fs::read_to_string(&root_token_path) {
+            Ok(s) if !s.trim().is_empty() => break s.trim().to_string(),
+            _ if Instant::now() > deadline => {
+                return Err(fail(
+                    &mut child,
+                    format!("{} missing or empty", root_token_path.display()),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+
+    Ok(Daemon {
+        base_url,
+        root_token,
+        dir,
+        data_dir,
+        config_path,
+        softhsm_conf,
+        module,
+        token_label: TOKEN_LABEL.to_string(),
+        pin,
+        log_path,
+        client,
+        _stdin: Mutex::new(stdin),
+        _child: Mutex::new(child),
+        _tmp: tmp,
+    })
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// Which `Authorization` header a request carries.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth<'a> {
+    /// `Bearer <root-token>`
+    Root,
+    /// no header at all
+    None,
+    /// `Bearer <this>`
+    Bearer(&'a str),
+    /// this exact header value
+    Header(&'a str),
+}
+
+/// A raw HTTP response.
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; a body that is not JSON becomes `Value::String(text)`.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+}
+
+impl Daemon {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Send one request. `body` is `(content_type, bytes)`.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Resp {
+        let url = self.url(path);
+        let mut rb = self.client.request(method.clone(), &url);
+        rb = match auth {
+            Auth::Root => rb.bearer_auth(&self.root_token),
+            Auth::None => rb,
+            Auth::Bearer(t) => rb.bearer_auth(t),
+            Auth::Header(h) => rb.header("Authorization", h),
+        };
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some((ct, bytes)) = body {
+            rb = rb.header("Content-Type", ct).body(bytes);
+        }
+        let resp = rb.send().unwrap_or_else(|e| {
+            panic!(
+                "{method} {url}: {e}\ndaemon log: {}",
+                self.log_path.display()
+            )
+        });
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .unwrap_or_else(|e| panic!("{method} {url}: reading body: {e}"))
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn json_req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let body = body.map(|v| ("application/json", serde_json::to_vec(v).unwrap()));
+        let r = self.request(method, path, auth, &[], body);
+        (r.status, r.json())
+    }
+
+    /// GET with the root token.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.json_req(reqwest::Method::GET, path, Auth::Root, None)
+    }
+
+    pub fn get_with(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
+        self.json_req(reqwest::Method::GET, path, auth, None)
+    }
+
+    /// POST JSON with the root token.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.json_req(reqwest::Method::POST, path, Auth::Root, Some(body))
+    }
+
+    pub fn post_with(&self, path: &str, body: &Value, auth: Auth<'_>) -> (u16, Value) {
+        self.json_req(reqwest::Method::POST, path, auth, Some(body))
+    }
+
+    /// POST a raw body (e.g. malformed JSON) with the root token.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let r = self.request(
+            reqwest::Method::POST,
+            path,
+            Auth::Root,
+            &[],
+            Some((content_type, body.to_vec())),
+        );
+        (r.status, r.json())
+    }
+
+    /// PATCH JSON with the root token.
+    pub fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.json_req(reqwest::Method::PATCH, path, Auth::Root, Some(body))
+    }
+
+    pub fn patch_with(&self, path: &str, body: &Value, auth: Auth<'_>) -> (u16, Value) {
+        self.json_req(reqwest::Method::PATCH, path, auth, Some(body))
+    }
+
+    pub fn patch_raw(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let r = self.request(
+            reqwest::Method::PATCH,
+            path,
+            Auth::Root,
+            &[],
+            Some((content_type, body.to_vec())),
+        );
+        (r.status, r.json())
+    }
+
+    /// `POST /v1/pki/ca`, asserting 201; returns the CA object.
+    pub fn create_ca(&self, body: &Value) -> Value {
+        let (status, v) = self.post("/v1/pki/ca", body);
+        assert_eq!(status, 201, "POST /v1/pki/ca {body} -> {status} {v}");
+        v
+    }
+
+    /// A root CA with a unique name; `extra` fields are merged into the body.
+    pub fn create_root(&self, prefix: &str, extra: Value) -> Value {
+        let name = unique_name(prefix);
+        let mut body = serde_json::json!({
+            "name": name,
+            "common_name": format!("{name} Root CA"),
+            "ca_type": "root",
+        });
+        merge(&mut body, extra);
+        self.create_ca(&body)
+    }
+
+    /// An intermediate CA under `parent_id`; `extra` fields are merged into the body.
+    pub fn create_intermediate(&self, prefix: &str, parent_id: &str, extra: Value) -> Value {
+        let name = unique_name(prefix);
+        let mut body = serde_json::json!({
+            "name": name,
+            "common_name": format!("{name} Intermediate CA"),
+            "ca_type": "intermediate",
+            "parent_ca_id": parent_id,
+        });
+        merge(&mut body, extra);
+        self.create_ca(&body)
+    }
+
+    /// `GET /v1/pki/ca/{id}/certificate` without a token; returns the PEM.
+    pub fn ca_certificate_pem(&self, id: &str) -> String {
+        let path = format!("/v1/pki/ca/{id}/certificate");
+        let (status, v) = self.get_with(&path, Auth::None);
+        assert_eq!(status, 200, "GET {path} -> {status} {v}");
+        v["certificate_pem"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GET {path}: no certificate_pem string in {v}"))
+            .to_string()
+    }
+
+    /// A file path in the scratch directory of this test process.
+    pub fn scratch_path(&self, hint: &str) -> PathBuf {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let scratch = self.dir.join("scratch");
+        fs::create_dir_all(&scratch).expect("create scratch dir");
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let hint: String = hint
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        scratch.join(format!("{n:04}-{hint}"))
+    }
+
+    /// Run `pkcs11-tool --list-objects` logged in to the test token; returns stdout.
+    pub fn pkcs11_list_objects(&self) -> String {
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &self.softhsm_conf)
+            .args(["--module", &self.module])
+            .args(["--token-label", &self.token_label])
+            .args(["--login", "--pin", &self.pin, "--list-objects"])
+            .output()
+            .expect("run pkcs11-tool");
+        assert!(
+            out.status.success(),
+            "pkcs11-tool --list-objects failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Shallow-merge the fields of `extra` (an object) into `body`; a `null`
+/// value removes the field.
+pub fn merge(body: &mut Value, extra: Value) {
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Assert an error response: status, `error.code`, and a non-empty `error.message`.
+pub fn assert_error(what: &str, got: (u16, &Value), status: u16, code: &str) {
+    let (got_status, body) = got;
+    assert_eq!(
+        got_status, status,
+        "{what}: expected HTTP {status} {code}, got {got_status} {body}"
+    );
+    assert_eq!(
+        body["error"]["code"].as_str(),
+        Some(code),
+        "{what}: expected error.code {code:?}, body {body}"
+    );
+    let msg = body["error"]["message"].as_str();
+    assert!(
+        msg.is_some_and(|m| !m.trim().is_empty()),
+        "{what}: error.message must be a non-empty string, body {body}"
+    );
+}
+
+// ---------------------------------------------------------------- tools
+
+/// Is an executable called `name` in PATH?
+pub fn tool_available(name: &str) -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|d| {
+        let p = d.join(name);
+        p.is_file()
+            && fs::metadata(&p)
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    })
+}
+
+fn tools_required() -> bool {
+    std::env::var("SCAIVAULT_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// True if the tool is in PATH. Otherwise panics when
+/// `SCAIVAULT_REQUIRE_TOOLS=1`, else prints `skipped: …` and returns false.
+pub fn require_tool(name: &str) -> bool {
+    if tool_available(name) {
+        return true;
+    }
+    skip_or_panic(&format!("`{name}` not found in PATH"))
+}
+
+/// True if `python3` can import `cryptography` (same skip rules as [`require_tool`]).
+pub fn require_python_cryptography() -> bool {
+    if !require_tool("python3") {
+        return false;
+    }
+    let ok = Command::new("python3")
+        .args(["-c", "import cryptography.x509"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    skip_or_panic("python3 cannot import `cryptography`")
+}
+
+fn skip_or_panic(why: &str) -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed>")
+        .to_string();
+    if tools_required() {
+        panic!("{test}: {why} and SCAIVAULT_REQUIRE_TOOLS=1");
+    }
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
+/// Write a PEM (or any text) to a fresh scratch file and return its path.
+pub fn write_pem(hint: &str, pem: &str) -> PathBuf {
+    let p = daemon().scratch_path(&format!("{hint}.pem"));
+    fs::write(&p, pem).expect("write pem");
+    p
+}
+
+pub fn write_bytes(hint: &str, bytes: &[u8]) -> PathBuf {
+    let p = daemon().scratch_path(hint);
+    fs::write(&p, bytes).expect("write file");
+    p
+}
+
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn openssl<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl")
+}
+
+/// `lint_pkix_cert lint -s WARNING cert.pem`: ok when it reports no finding.
+pub fn pkilint_cert(pem: &str) -> (bool, String) {
+    let p = write_pem("pkilint-cert", pem);
+    let out = Command::new("lint_pkix_cert")
+        .args(["lint", "-s", "WARNING"])
+        .arg(&p)
+        .output()
+        .expect("run lint_pkix_cert");
+    (out.status.success(), output_text(&out))
+}
+
+/// `lint_pkix_signer_signee_cert_chain lint issuer.pem subject.pem`.
+pub fn pkilint_chain(issuer_pem: &str, subject_pem: &str) -> (bool, String) {
+    let i = write_pem("pkilint-issuer", issuer_pem);
+    let s = write_pem("pkilint-subject", subject_pem);
+    let out = Command::new("lint_pkix_signer_signee_cert_chain")
+        .arg("lint")
+        .arg(&i)
+        .arg(&s)
+        .output()
+        .expect("run lint_pkix_signer_signee_cert_chain");
+    (out.status.success(), output_text(&out))
+}
+
+/// `python3 -c SCRIPT inputs...`: ok when it exits 0.
+pub fn python_cryptography_check(script: &str, inputs: &[&str]) -> (bool, String) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(inputs)
+        .output()
+        .expect("run python3");
+    (out.status.success(), output_text(&out))
+}
+
+// ---------------------------------------------------------------- PKCS#11 objects
+
+/// One object as printed by `pkcs11-tool --list-objects`.
+#[derive(Debug, Clone)]
+pub struct P11Object {
+    /// e.g. `Private Key Object; EC`
+    pub header: String,
+    /// attribute lines, e.g. `("label", "scaivault-ca-…")`, `("Usage", "sign")`
+    pub attrs: Vec<(String, String)>,
+}
+
+impl P11Object {
+    pub fn is_private_key(&self) -> bool {
+        self.header.starts_with("Private Key Object")
+    }
+
+    pub fn is_public_key(&self) -> bool {
+        self.header.starts_with("Public Key Object")
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A comma-separated attribute (`Usage`, `Access`) as a list of words.
+    pub fn list_attr(&self, name: &str) -> Vec<String> {
+        self.attr(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Parse `pkcs11-tool --list-objects` output into objects.
+pub fn parse_pkcs11_objects(text: &str) -> Vec<P11Object> {
+    let mut objs: Vec<P11Object> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            objs.push(P11Object {
+                header: line.trim().to_string(),
+                attrs: Vec::new(),
+            });
+        } else if let Some(obj) = objs.last_mut() {
+            if let Some((k, v)) = line.trim().split_once(':') {
+                obj.attrs.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+    }
+    objs
+}
+
+/// Read a whole file to string (with a useful panic).
+pub fn read_to_string(p: &Path) -> String {
+    let mut s = String::new();
+    File::open(p)
+        .and_then(|mut f| f.read_to_string(&mut s))
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    s
+}
