@@ -58,6 +58,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         Arc::new(token),
         Settings {
             data_dir: cfg.data_dir.clone(),
+            public_base_url: cfg.public_base_url.clone(),
         },
     ));
     if let Some(id) = pki

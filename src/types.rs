@@ -134,3 +134,13 @@ pub mod base64_bytes {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// Subject attributes (besides the CN) that a role stamps on every certificate it issues.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectFields {
+    pub organization: Vec<String>,
+    pub ou: Vec<String>,
+    pub country: Vec<String>,
+    pub locality: Vec<String>,
+    pub province: Vec<String>,
+}

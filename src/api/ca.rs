@@ -1,6 +1,6 @@
 //! `/v1/pki/ca` endpoints.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -128,19 +128,43 @@ pub async fn patch(
     Ok(Json(CaView::new(&rec, &st.token_label)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
 /// The CA certificate is public (relying parties need it): no token required.
-/// JSON with PEM by default; DER for `Accept: application/pkix-cert`.
+/// JSON with PEM by default; DER for `Accept: application/pkix-cert` or `?format=der`
+/// (what AIA caIssuers URLs point at, since fetchers send no Accept header); bare PEM
+/// for `?format=pem`.
 pub async fn certificate(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<FormatQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rec = st.pki.ca_public(&id)?;
-    let wants_der = headers
+    let accept_der = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("application/pkix-cert"));
+    let wants_der = match q.format.as_deref() {
+        Some("der") => true,
+        Some("pem") => {
+            let pem = pem("CERTIFICATE", &rec.certificate_der).map_err(ApiError::internal)?;
+            return Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response());
+        }
+        Some("json") | None => accept_der,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "format must be der, pem or json",
+            ))
+        }
+    };
     if wants_der {
         return Ok((
             [(header::CONTENT_TYPE, "application/pkix-cert")],

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::policy::PolicyError;
 use crate::service::ServiceError;
 
 #[derive(Debug)]
@@ -43,8 +44,22 @@ impl From<ServiceError> for ApiError {
             E::InvalidKeySize(_) => (StatusCode::BAD_REQUEST, "invalid_key_size"),
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::NotFound { kind: "ca", .. } => (StatusCode::NOT_FOUND, "ca_not_found"),
+            E::NotFound { kind: "role", .. } => (StatusCode::NOT_FOUND, "role_not_found"),
+            E::NotFound {
+                kind: "certificate",
+                ..
+            } => (StatusCode::NOT_FOUND, "certificate_not_found"),
             E::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             E::CaNameTaken(_) => (StatusCode::CONFLICT, "ca_name_exists"),
+            E::RoleNameTaken(_) => (StatusCode::CONFLICT, "role_exists"),
+            E::CertificateExists => (StatusCode::CONFLICT, "certificate_exists"),
+            E::Policy(p) => policy_status(p),
+            E::InvalidCsr(_) => (StatusCode::BAD_REQUEST, "invalid_csr"),
+            E::PrivateKeyNotStored(_) => (StatusCode::NOT_FOUND, "private_key_not_stored"),
+            E::NotRenewable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_renewable"),
+            E::KeyMismatch => (StatusCode::BAD_REQUEST, "key_mismatch"),
+            E::InvalidChain(_) => (StatusCode::BAD_REQUEST, "invalid_chain"),
+            E::InvalidCertificate(_) => (StatusCode::BAD_REQUEST, "invalid_certificate"),
             E::CaInactive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_inactive"),
             E::CaExpired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_expired"),
             E::HsmUnavailable(m) => {
@@ -58,6 +73,20 @@ impl From<ServiceError> for ApiError {
             E::Internal(m) => return ApiError::internal(m),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// Policy refusals are 422 with a code naming the rule; malformed input is 400.
+fn policy_status(p: &PolicyError) -> (StatusCode, &'static str) {
+    use PolicyError as P;
+    match p {
+        P::Name(_) => (StatusCode::UNPROCESSABLE_ENTITY, "name_not_allowed"),
+        P::IpSansNotAllowed => (StatusCode::UNPROCESSABLE_ENTITY, "ip_sans_not_allowed"),
+        P::UriNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "uri_not_allowed"),
+        P::KeyNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "key_type_not_allowed"),
+        P::TtlExceedsMax { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_max"),
+        P::TtlExceedsCa(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_ca"),
+        P::CnRequired | P::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
     }
 }
 

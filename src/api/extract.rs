@@ -30,20 +30,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-                }
-                _ => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("the request body is not valid JSON: {e}"),
-                ),
-            }
-        })
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Parse JSON with our error codes: `invalid_json` for syntax, `invalid_request` for shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the request body is not valid JSON: {e}"),
+            ),
+        }
+    })
 }
 
 /// The authenticated caller, from `Authorization: Bearer <token>`.

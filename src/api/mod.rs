@@ -2,15 +2,17 @@
 //! authentication, and the mapping of errors to statuses (in `error`).
 
 mod ca;
+mod certs;
 mod error;
 mod extract;
+mod roles;
 mod sys;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
@@ -44,6 +46,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
+        .route("/v1/pki/roles", get(roles::list).post(roles::create))
+        .route(
+            "/v1/pki/roles/{name}",
+            get(roles::get).put(roles::replace).delete(roles::delete),
+        )
+        .route("/v1/pki/issue/{role}", post(certs::issue))
+        .route("/v1/pki/sign/{role}", post(certs::sign))
+        .route("/v1/pki/certificates", get(certs::list))
+        .route("/v1/pki/certificates/import", post(certs::import))
+        .route("/v1/pki/certificates/{id}", get(certs::get))
+        .route(
+            "/v1/pki/certificates/{id}/private-key",
+            post(certs::private_key),
+        )
+        .route("/v1/pki/certificates/{id}/renew", post(certs::renew))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -89,3 +89,94 @@ pub fn check_issued(cert: &Certificate, self_signed: bool) -> Result<(), CaError
     }
     Ok(())
 }
+
+/// What goes into an end-entity certificate besides its subject and key.
+pub struct LeafProfile<'a> {
+    pub subject_key_id: &'a [u8],
+    pub authority_key_id: &'a [u8],
+    pub dns: &'a [String],
+    pub ips: &'a [std::net::IpAddr],
+    pub uris: &'a [String],
+    pub key_usage: flagset::FlagSet<KeyUsages>,
+    pub ext_key_usage: Vec<const_oid::ObjectIdentifier>,
+    /// Where relying parties fetch the issuer's CRL (`cRLDistributionPoints`).
+    pub crl_url: Option<String>,
+    /// Where relying parties fetch the issuer's certificate (AIA `caIssuers`).
+    pub ca_issuers_url: Option<String>,
+    /// RFC 5280 §4.2.1.6: with an empty subject the SAN extension must be critical.
+    pub subject_is_empty: bool,
+}
+
+/// The leaf profile: basicConstraints CA:FALSE (critical), keyUsage (critical), extKeyUsage,
+/// SAN, SKI, AKI, and CRL distribution point / AIA when the daemon knows its public URL.
+pub fn leaf_extensions(p: &LeafProfile<'_>) -> Result<Vec<Extension>, CaError> {
+    use der::asn1::Ia5String;
+    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{
+        AccessDescription, AuthorityInfoAccessSyntax, CrlDistributionPoints, ExtendedKeyUsage,
+        SubjectAltName,
+    };
+
+    let mut sans = Vec::with_capacity(p.dns.len() + p.ips.len() + p.uris.len());
+    for d in p.dns {
+        sans.push(GeneralName::DnsName(Ia5String::new(d)?));
+    }
+    for ip in p.ips {
+        sans.push(GeneralName::from(*ip));
+    }
+    for u in p.uris {
+        sans.push(GeneralName::UniformResourceIdentifier(Ia5String::new(u)?));
+    }
+    let mut exts = vec![
+        extension(
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
+        extension(true, &KeyUsage(p.key_usage))?,
+    ];
+    if !p.ext_key_usage.is_empty() {
+        exts.push(extension(
+            false,
+            &ExtendedKeyUsage(p.ext_key_usage.clone()),
+        )?);
+    }
+    exts.push(extension(p.subject_is_empty, &SubjectAltName(sans))?);
+    exts.push(extension(
+        false,
+        &SubjectKeyIdentifier(OctetString::new(p.subject_key_id.to_vec())?),
+    )?);
+    exts.push(extension(
+        false,
+        &AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(p.authority_key_id.to_vec())?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
+    )?);
+    if let Some(url) = &p.crl_url {
+        exts.push(extension(
+            false,
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![
+                    GeneralName::UniformResourceIdentifier(Ia5String::new(url)?),
+                ])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )?);
+    }
+    if let Some(url) = &p.ca_issuers_url {
+        exts.push(extension(
+            false,
+            &AuthorityInfoAccessSyntax(vec![AccessDescription {
+                access_method: const_oid::db::rfc5280::ID_AD_CA_ISSUERS,
+                access_location: GeneralName::UniformResourceIdentifier(Ia5String::new(url)?),
+            }]),
+        )?);
+    }
+    Ok(exts)
+}

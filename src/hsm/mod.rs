@@ -216,6 +216,19 @@ pub struct Token {
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
     /// When the library was last re-initialized to look for a vanished token.
     last_recovery: Mutex<Option<Instant>>,
+    /// Serializes the first-use creation of the sealing key.
+    seal_key_lock: Mutex<()>,
+}
+
+/// Label of the AES-256 key that seals stored leaf private keys.
+pub const SEAL_KEY_LABEL: &str = "scaivault-seal-v1";
+
+/// Data sealed by the token: AES-256-GCM, a fresh 96-bit IV, the tag appended.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub key_label: String,
+    pub iv: Vec<u8>,
+    pub ciphertext: Vec<u8>,
 }
 
 /// How often a missing token may trigger a library re-initialization.
@@ -240,6 +253,7 @@ impl Token {
             pool: Pool::new(cfg.pool_size),
             handles: Mutex::new(HashMap::new()),
             last_recovery: Mutex::new(None),
+            seal_key_lock: Mutex::new(()),
         };
         let lease = token.pool.acquire(|| token.open_session())?;
         lease.release();
@@ -583,6 +597,93 @@ impl Token {
             serial: info.serial_number().trim_end().to_string(),
             sessions_open: open,
             sessions_idle: idle,
+        })
+    }
+}
+
+impl Token {
+    /// The sealing key's handle, creating the key on first use: AES-256, a private token
+    /// object that is sensitive, never extractable, and can only encrypt and decrypt.
+    fn seal_key(&self, s: &Session) -> Result<ObjectHandle, HsmError> {
+        let _guard = self.seal_key_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
+        ];
+        match s.find_objects(&template)?.as_slice() {
+            [h] => return Ok(*h),
+            [] => {}
+            _ => {
+                return Err(HsmError::Operation(format!(
+                    "more than one {SEAL_KEY_LABEL} key in the token"
+                )))
+            }
+        }
+        let mut id = vec![0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| HsmError::Operation(e.to_string()))?;
+        let h = s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Wrap(false),
+                Attribute::Unwrap(false),
+                Attribute::Sign(false),
+                Attribute::Verify(false),
+                Attribute::Derive(false),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
+                Attribute::Id(id),
+            ],
+        )?;
+        tracing::info!(
+            label = SEAL_KEY_LABEL,
+            "created the sealing key in the token"
+        );
+        Ok(h)
+    }
+
+    /// Encrypt `plaintext` in the token, binding it to `aad` (e.g. the certificate id).
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, HsmError> {
+        let mut iv = vec![0u8; 12];
+        getrandom::fill(&mut iv).map_err(|e| HsmError::Operation(e.to_string()))?;
+        let ciphertext = self.with_session(|s| {
+            let key = self.seal_key(s)?;
+            let mut iv = iv.clone();
+            let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
+            Ok(s.encrypt(&Mechanism::AesGcm(params), key, plaintext)?)
+        })?;
+        Ok(Sealed {
+            key_label: SEAL_KEY_LABEL.to_string(),
+            iv,
+            ciphertext,
+        })
+    }
+
+    /// Decrypt what `seal` produced; a wrong `aad` or any tampering fails.
+    pub fn unseal(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.with_session(|s| {
+            let key = match s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::Label(sealed.key_label.as_bytes().to_vec()),
+                ])?
+                .as_slice()
+            {
+                [h] => *h,
+                _ => return Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+            };
+            let mut iv = sealed.iv.clone();
+            let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
+            Ok(Zeroizing::new(s.decrypt(
+                &Mechanism::AesGcm(params),
+                key,
+                &sealed.ciphertext,
+            )?))
         })
     }
 }

@@ -36,7 +36,7 @@ const MAX_DAYS: u32 = 36_500;
 const MAX_CN_LEN: usize = 64;
 
 /// Names are identifiers in URLs and scripts: letters, digits, `.`, `_`, `-`.
-fn check_name(name: &str) -> Result<(), ServiceError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

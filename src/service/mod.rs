@@ -6,6 +6,10 @@
 
 pub mod auth;
 pub mod cas;
+pub mod certs;
+pub mod input;
+pub mod issue;
+pub mod roles;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +36,24 @@ pub enum ServiceError {
     NotFound { kind: &'static str, id: String },
     #[error("a CA named {0:?} already exists")]
     CaNameTaken(String),
+    #[error("a role named {0:?} already exists")]
+    RoleNameTaken(String),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    InvalidCsr(#[from] crate::ca::csr::CsrError),
+    #[error("certificate {0} has no stored private key")]
+    PrivateKeyNotStored(String),
+    #[error("this certificate cannot be renewed: {0}")]
+    NotRenewable(String),
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    #[error("{0}")]
+    InvalidChain(String),
+    #[error("{0}")]
+    InvalidCertificate(String),
+    #[error("this certificate is already tracked")]
+    CertificateExists,
     #[error("CA {0} is inactive and signs nothing until it is reactivated")]
     CaInactive(String),
     #[error("CA {0} has expired")]
@@ -64,6 +86,12 @@ impl From<HsmError> for ServiceError {
     }
 }
 
+impl From<der::Error> for ServiceError {
+    fn from(e: der::Error) -> Self {
+        ServiceError::Internal(format!("DER encoding: {e}"))
+    }
+}
+
 impl From<CaError> for ServiceError {
     fn from(e: CaError) -> Self {
         match e {
@@ -77,6 +105,8 @@ impl From<CaError> for ServiceError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// Base URL relying parties reach us at; puts CRL DP and AIA into leaves.
+    pub public_base_url: Option<String>,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.

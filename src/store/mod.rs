@@ -4,7 +4,9 @@
 //! serials unique per issuer, and the hashes of API tokens. Every write that a client will
 //! be told about is flushed to disk before the call returns (ARCHITECTURE rule 3).
 
+mod certs;
 mod records;
+mod roles;
 
 use std::path::Path;
 
@@ -13,7 +15,8 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-pub use records::{ApiTokenRecord, CaRecord};
+pub use certs::{CertPage, CertQuery};
+pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,29 @@ pub struct Store {
     serials: sled::Tree,
     api_tokens: sled::Tree,
     meta: sled::Tree,
+    roles: sled::Tree,
+    certs: sled::Tree,
+    cert_ids: sled::Tree,
+    idx_tenant: sled::Tree,
+    idx_ca: sled::Tree,
+    idx_exp_tenant: sled::Tree,
+    idx_exp_ca: sled::Tree,
+    ca_counts: sled::Tree,
+}
+
+/// Merge operator for counters: big-endian u64 addition.
+fn add_u64(_key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
+    let read = |b: Option<&[u8]>| {
+        b.and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    Some(
+        read(old)
+            .saturating_add(read(Some(delta)))
+            .to_be_bytes()
+            .to_vec(),
+    )
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -54,11 +80,11 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn name_key(tenant: &str, name: &str) -> Vec<u8> {
+pub(crate) fn name_key(tenant: &str, name: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0", name.as_bytes()].concat()
 }
 
-fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
+pub(crate) fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
     [issuer.as_bytes(), b"\0", serial_hex.as_bytes()].concat()
 }
 
@@ -68,7 +94,17 @@ impl Store {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
+        let ca_counts = db.open_tree("ca_counts")?;
+        ca_counts.set_merge_operator(add_u64);
         Ok(Store {
+            roles: db.open_tree("roles")?,
+            certs: db.open_tree("certs")?,
+            cert_ids: db.open_tree("cert_ids")?,
+            idx_tenant: db.open_tree("idx_tenant")?,
+            idx_ca: db.open_tree("idx_ca")?,
+            idx_exp_tenant: db.open_tree("idx_exp_tenant")?,
+            idx_exp_ca: db.open_tree("idx_exp_ca")?,
+            ca_counts,
             cas: db.open_tree("cas")?,
             ca_names: db.open_tree("ca_names")?,
             serials: db.open_tree("serials")?,
@@ -117,7 +153,14 @@ impl Store {
     }
 
     pub fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
-        self.cas.get(id.as_bytes())?.map(|v| decode(&v)).transpose()
+        match self.cas.get(id.as_bytes())? {
+            Some(v) => {
+                let mut rec: CaRecord = decode(&v)?;
+                rec.certificates_issued = self.ca_issued_count(&rec.id)?;
+                Ok(Some(rec))
+            }
+            None => Ok(None),
+        }
     }
 
     pub fn ca_name_taken(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
@@ -129,8 +172,9 @@ impl Store {
         let mut out = Vec::new();
         for item in self.cas.iter() {
             let (_, v) = item?;
-            let rec: CaRecord = decode(&v)?;
+            let mut rec: CaRecord = decode(&v)?;
             if rec.tenant == tenant {
+                rec.certificates_issued = self.ca_issued_count(&rec.id)?;
                 out.push(rec);
             }
         }

@@ -44,3 +44,69 @@ pub struct ApiTokenRecord {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
+
+/// How a tracked certificate came to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertSource {
+    /// We generated the key and signed (`issue`, `renew`).
+    Issued,
+    /// We signed a CSR.
+    Signed,
+    /// Issued elsewhere and imported for tracking.
+    Imported,
+}
+
+/// A leaf private key encrypted under an AES-256 key that never leaves the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedKey {
+    pub key_label: String,
+    #[serde(with = "base64_bytes")]
+    pub iv: Vec<u8>,
+    #[serde(with = "base64_bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// Revocation state of a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoked_at: OffsetDateTime,
+    pub reason: String,
+}
+
+/// One tracked certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub id: String,
+    pub tenant: String,
+    /// Position in issuance order; assigned by the store.
+    #[serde(default)]
+    pub seq: u64,
+    pub issuer_ca_id: Option<String>,
+    pub role: Option<String>,
+    pub source: CertSource,
+    pub common_name: String,
+    pub san_dns: Vec<String>,
+    pub san_ip: Vec<String>,
+    pub san_uri: Vec<String>,
+    pub serial_hex: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    pub key_type: Option<crate::keys::KeyType>,
+    pub key_bits: Option<u32>,
+    #[serde(with = "base64_bytes")]
+    pub certificate_der: Vec<u8>,
+    /// For imported certificates: the chain given at import, as PEM.
+    #[serde(default)]
+    pub chain_pem: Option<String>,
+    #[serde(default)]
+    pub sealed_key: Option<SealedKey>,
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
+    pub requested_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}

@@ -1,0 +1,209 @@
+//! Issuance and certificate endpoints: issue, sign, list, fetch, private key, renew, import.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use super::{blocking, AppState};
+use crate::ca::pem;
+use crate::policy::Ttl;
+use crate::service::certs::{CertFilter, ImportRequest, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::service::issue::{IssueRequest, Issued, RenewRequest, SignRequest};
+use crate::store::CertRecord;
+use crate::types::{rfc3339, Serial};
+
+fn serial_of(r: &CertRecord) -> String {
+    hex::decode(&r.serial_hex)
+        .map(|b| Serial::from_der_bytes(&b).to_colon_hex())
+        .unwrap_or_default()
+}
+
+/// One certificate as a list row (the spec's fields and a few more).
+pub fn row(r: &CertRecord) -> Value {
+    json!({
+        "id": r.id,
+        "common_name": r.common_name,
+        "issuer_ca_id": r.issuer_ca_id,
+        "serial_number": serial_of(r),
+        "valid_from": rfc3339(r.not_before),
+        "valid_until": rfc3339(r.not_after),
+        "is_revoked": r.revocation.is_some(),
+        "revoked_at": r.revocation.as_ref().map(|v| rfc3339(v.revoked_at)),
+        "revocation_reason": r.revocation.as_ref().map(|v| v.reason.clone()),
+        "role": r.role,
+        "source": r.source,
+        "key_type": r.key_type,
+        "has_private_key": r.sealed_key.is_some(),
+    })
+}
+
+/// The 201 body of issue, sign and renew.
+fn issued_view(i: &Issued) -> Value {
+    let mut v = json!({
+        "id": i.record.id,
+        "certificate": i.certificate_pem,
+        "issuing_ca": i.ca_chain.first(),
+        "ca_chain": i.ca_chain,
+        "serial_number": serial_of(&i.record),
+        "not_before": rfc3339(i.record.not_before),
+        "not_after": rfc3339(i.record.not_after),
+    });
+    if let (Some(key), Some(obj)) = (&i.private_key_pem, v.as_object_mut()) {
+        obj.insert("private_key".into(), Value::String(key.to_string()));
+        obj.insert("private_key_type".into(), json!(i.record.key_type));
+    }
+    v
+}
+
+pub async fn issue(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(role): Path<String>,
+    JsonBody(req): JsonBody<IssueRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let pki = st.pki.clone();
+    let issued = blocking(move || pki.issue(&who, &role, req)).await?;
+    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+}
+
+pub async fn sign(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(role): Path<String>,
+    JsonBody(req): JsonBody<SignRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let pki = st.pki.clone();
+    let issued = blocking(move || pki.sign_csr(&who, &role, req)).await?;
+    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+}
+
+pub async fn renew(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // An empty body means "renew with the defaults".
+    let req: RenewRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RenewRequest::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let pki = st.pki.clone();
+    let issued = blocking(move || pki.renew(&who, &id, req)).await?;
+    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m)
+}
+
+/// Parse the list query. Unknown parameters are refused so a typo doesn't silently widen
+/// the listing.
+fn filter_from(q: HashMap<String, String>) -> Result<CertFilter, ApiError> {
+    let mut f = CertFilter {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "ca_id" => f.ca_id = Some(v),
+            "expiring_within" => {
+                f.expiring_within =
+                    Some(Ttl::parse(&v).map_err(|e| bad(format!("expiring_within: {e}")))?)
+            }
+            "common_name" => f.common_name = Some(v),
+            "role" => f.role = Some(v),
+            "revoked" => {
+                f.revoked = Some(match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("revoked must be true or false")),
+                })
+            }
+            "limit" => {
+                let n: usize = v.parse().map_err(|_| bad("limit must be a number"))?;
+                if n == 0 || n > MAX_LIMIT {
+                    return Err(bad(format!("limit must be between 1 and {MAX_LIMIT}")));
+                }
+                f.limit = n;
+            }
+            "cursor" => f.cursor = Some(v).filter(|c| !c.is_empty()),
+            other => return Err(bad(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    Ok(f)
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let f = filter_from(q)?;
+    let pki = st.pki.clone();
+    let page = blocking(move || pki.list_certs(&who, f)).await?;
+    Ok(Json(json!({
+        "data": page.items.iter().map(row).collect::<Vec<_>>(),
+        "has_more": page.cursor.is_some(),
+        "cursor": page.cursor,
+    })))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = st.pki.cert_for(&who, &id)?;
+    let chain = st.pki.chain_for(&rec)?;
+    let mut v = row(&rec);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "certificate".into(),
+            json!(pem("CERTIFICATE", &rec.certificate_der).map_err(ApiError::internal)?),
+        );
+        obj.insert("ca_chain".into(), json!(chain));
+        obj.insert("san_dns".into(), json!(rec.san_dns));
+        obj.insert("san_ip".into(), json!(rec.san_ip));
+        obj.insert("san_uri".into(), json!(rec.san_uri));
+        obj.insert("not_before".into(), json!(rfc3339(rec.not_before)));
+        obj.insert("not_after".into(), json!(rfc3339(rec.not_after)));
+        obj.insert("created_at".into(), json!(rfc3339(rec.created_at)));
+    }
+    Ok(Json(v))
+}
+
+pub async fn private_key(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pki = st.pki.clone();
+    let (pem, key_type) = blocking(move || pki.stored_private_key(&who, &id)).await?;
+    Ok(Json(
+        json!({ "private_key": pem.as_str(), "private_key_type": key_type }),
+    ))
+}
+
+pub async fn import(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(req): JsonBody<ImportRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let pki = st.pki.clone();
+    let rec = blocking(move || pki.import(&who, req)).await?;
+    let mut v = row(&rec);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "certificate".into(),
+            json!(pem("CERTIFICATE", &rec.certificate_der).map_err(ApiError::internal)?),
+        );
+    }
+    Ok((StatusCode::CREATED, Json(v)))
+}

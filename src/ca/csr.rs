@@ -1,0 +1,161 @@
+//! Certificate signing requests from outside: parse, verify the self-signature, and read
+//! what they ask for. x509-cert parses CSRs but does not verify them.
+
+use std::net::IpAddr;
+
+use der::{Decode, DecodePem, Encode};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::Extensions;
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+
+use super::verify::{public_key_kind, verify_by_algorithm};
+use crate::keys::KeyType;
+
+/// Largest CSR we accept, PEM or DER. A real CSR is a few kilobytes.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsrError {
+    #[error("the CSR is larger than {MAX_CSR_BYTES} bytes")]
+    TooLarge,
+    #[error("the CSR cannot be parsed: {0}")]
+    Malformed(String),
+    #[error("the CSR's signature does not verify: {0}")]
+    BadSignature(String),
+    #[error("the CSR asks for a subject alternative name of a kind we do not issue ({0})")]
+    UnsupportedSan(&'static str),
+}
+
+/// A CSR whose self-signature verified, and what it asks for.
+#[derive(Debug, Clone)]
+pub struct VerifiedCsr {
+    pub subject: Name,
+    pub spki_der: Vec<u8>,
+    pub key_type: KeyType,
+    pub key_bits: u32,
+    pub common_name: Option<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+}
+
+/// Parse a PEM (or base64-less DER in a string is not accepted) CSR and verify it.
+pub fn parse_and_verify(pem: &str) -> Result<VerifiedCsr, CsrError> {
+    if pem.len() > MAX_CSR_BYTES {
+        return Err(CsrError::TooLarge);
+    }
+    let req = CertReq::from_pem(pem.trim().as_bytes())
+        .or_else(|_| {
+            // Some tools write the "NEW CERTIFICATE REQUEST" label.
+            let fixed = pem.replace("NEW CERTIFICATE REQUEST", "CERTIFICATE REQUEST");
+            CertReq::from_pem(fixed.trim().as_bytes())
+        })
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let info_der = req
+        .info
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let spki_der = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CsrError::Malformed("signature has unused bits".into()))?;
+    verify_by_algorithm(&spki_der, &req.algorithm, &info_der, sig)
+        .map_err(|e| CsrError::BadSignature(e.to_string()))?;
+    let (key_type, key_bits) =
+        public_key_kind(&spki_der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+
+    let common_name = cn_of(&req.info.subject)?;
+    let (mut dns, mut ips, mut uris) = (Vec::new(), Vec::new(), Vec::new());
+    for attr in req.info.attributes.iter() {
+        if attr.oid != const_oid::db::rfc5912::ID_EXTENSION_REQ {
+            continue;
+        }
+        for value in attr.values.iter() {
+            let exts: Extensions = value
+                .decode_as()
+                .map_err(|e| CsrError::Malformed(format!("extensionRequest: {e}")))?;
+            for ext in exts
+                .iter()
+                .filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+            {
+                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| CsrError::Malformed(format!("subjectAltName: {e}")))?;
+                for name in san.0 {
+                    match name {
+                        GeneralName::DnsName(d) => dns.push(d.to_string()),
+                        GeneralName::UniformResourceIdentifier(u) => uris.push(u.to_string()),
+                        GeneralName::IpAddress(o) => ips.push(ip_from_octets(o.as_bytes())?),
+                        GeneralName::Rfc822Name(_) => {
+                            return Err(CsrError::UnsupportedSan("email"))
+                        }
+                        GeneralName::OtherName(_) => {
+                            return Err(CsrError::UnsupportedSan("otherName"))
+                        }
+                        GeneralName::DirectoryName(_) => {
+                            return Err(CsrError::UnsupportedSan("directoryName"))
+                        }
+                        GeneralName::EdiPartyName(_) => {
+                            return Err(CsrError::UnsupportedSan("ediPartyName"))
+                        }
+                        GeneralName::RegisteredId(_) => {
+                            return Err(CsrError::UnsupportedSan("registeredID"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(VerifiedCsr {
+        subject: req.info.subject.clone(),
+        spki_der,
+        key_type,
+        key_bits,
+        common_name,
+        dns,
+        ips,
+        uris,
+    })
+}
+
+fn ip_from_octets(b: &[u8]) -> Result<IpAddr, CsrError> {
+    match b.len() {
+        4 => Ok(IpAddr::from(
+            <[u8; 4]>::try_from(b).map_err(|_| CsrError::Malformed("ip".into()))?,
+        )),
+        16 => Ok(IpAddr::from(
+            <[u8; 16]>::try_from(b).map_err(|_| CsrError::Malformed("ip".into()))?,
+        )),
+        n => Err(CsrError::Malformed(format!(
+            "an IP address SAN of {n} bytes"
+        ))),
+    }
+}
+
+/// The subject's commonName, if it has exactly one.
+pub fn cn_of(name: &Name) -> Result<Option<String>, CsrError> {
+    let mut found = None;
+    for atv in name.iter() {
+        if atv.oid == const_oid::db::rfc4519::CN {
+            if found.is_some() {
+                return Err(CsrError::Malformed("more than one commonName".into()));
+            }
+            let s = x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
+                .map(|d| d.value().into_owned())
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                        .map(|s| s.to_string())
+                })
+                .map_err(|e| CsrError::Malformed(format!("commonName: {e}")))?;
+            found = Some(s);
+        }
+    }
+    Ok(found)
+}

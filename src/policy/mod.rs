@@ -1,0 +1,546 @@
+//! Issuance policy: roles and the pure rules that decide what a role allows — names, IP and
+//! URI SANs, key types, TTLs, key usages. No I/O here; every rule is a small function with
+//! its own tests.
+
+pub mod duration;
+pub mod names;
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::keys::{KeySpec, KeyType};
+pub use crate::types::SubjectFields;
+pub use duration::Ttl;
+
+/// Which leaf keys a role accepts (`key_type`); `Any` only makes sense for signing CSRs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleKeyType {
+    Ec,
+    Rsa,
+    Any,
+}
+
+impl std::fmt::Display for RoleKeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RoleKeyType::Ec => "ec",
+            RoleKeyType::Rsa => "rsa",
+            RoleKeyType::Any => "any",
+        })
+    }
+}
+
+/// keyUsage bits a role may ask for (RFC 5280 §4.2.1.3), leaf-appropriate ones only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyUsage {
+    DigitalSignature,
+    ContentCommitment,
+    KeyEncipherment,
+    DataEncipherment,
+    KeyAgreement,
+}
+
+/// extKeyUsage purposes a role may ask for (RFC 5280 §4.2.1.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExtKeyUsage {
+    ServerAuth,
+    ClientAuth,
+    CodeSigning,
+    EmailProtection,
+    TimeStamping,
+    OcspSigning,
+}
+
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+impl KeyUsage {
+    pub const ALL: [KeyUsage; 5] = [
+        KeyUsage::DigitalSignature,
+        KeyUsage::ContentCommitment,
+        KeyUsage::KeyEncipherment,
+        KeyUsage::DataEncipherment,
+        KeyUsage::KeyAgreement,
+    ];
+
+    /// Accepts Vault's names (`DigitalSignature`) and snake/camel case variants.
+    pub fn parse(s: &str) -> Option<Self> {
+        match squash(s).as_str() {
+            "digitalsignature" => Some(KeyUsage::DigitalSignature),
+            "contentcommitment" | "nonrepudiation" => Some(KeyUsage::ContentCommitment),
+            "keyencipherment" => Some(KeyUsage::KeyEncipherment),
+            "dataencipherment" => Some(KeyUsage::DataEncipherment),
+            "keyagreement" => Some(KeyUsage::KeyAgreement),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::DigitalSignature => "DigitalSignature",
+            KeyUsage::ContentCommitment => "ContentCommitment",
+            KeyUsage::KeyEncipherment => "KeyEncipherment",
+            KeyUsage::DataEncipherment => "DataEncipherment",
+            KeyUsage::KeyAgreement => "KeyAgreement",
+        }
+    }
+
+    /// Whether the bit means anything for a key of this type: an EC key cannot encipher,
+    /// an RSA key cannot agree on keys.
+    pub fn fits(self, key: KeyType) -> bool {
+        !matches!(
+            (self, key),
+            (
+                KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment,
+                KeyType::Ec
+            ) | (KeyUsage::KeyAgreement, KeyType::Rsa)
+        )
+    }
+}
+
+impl ExtKeyUsage {
+    pub const ALL: [ExtKeyUsage; 6] = [
+        ExtKeyUsage::ServerAuth,
+        ExtKeyUsage::ClientAuth,
+        ExtKeyUsage::CodeSigning,
+        ExtKeyUsage::EmailProtection,
+        ExtKeyUsage::TimeStamping,
+        ExtKeyUsage::OcspSigning,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match squash(s).as_str() {
+            "serverauth" => Some(ExtKeyUsage::ServerAuth),
+            "clientauth" => Some(ExtKeyUsage::ClientAuth),
+            "codesigning" => Some(ExtKeyUsage::CodeSigning),
+            "emailprotection" => Some(ExtKeyUsage::EmailProtection),
+            "timestamping" => Some(ExtKeyUsage::TimeStamping),
+            "ocspsigning" => Some(ExtKeyUsage::OcspSigning),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtKeyUsage::ServerAuth => "ServerAuth",
+            ExtKeyUsage::ClientAuth => "ClientAuth",
+            ExtKeyUsage::CodeSigning => "CodeSigning",
+            ExtKeyUsage::EmailProtection => "EmailProtection",
+            ExtKeyUsage::TimeStamping => "TimeStamping",
+            ExtKeyUsage::OcspSigning => "OcspSigning",
+        }
+    }
+}
+
+/// A role: the rules one kind of certificate is issued under. Stored as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub tenant: String,
+    pub ca_id: String,
+    pub allowed_domains: Vec<String>,
+    pub allow_subdomains: bool,
+    pub allow_bare_domains: bool,
+    pub allow_glob_domains: bool,
+    pub allow_wildcard_certificates: bool,
+    pub allow_localhost: bool,
+    pub allow_any_name: bool,
+    pub enforce_hostnames: bool,
+    pub allow_ip_sans: bool,
+    pub allowed_uri_sans: Vec<String>,
+    pub ttl: Option<Ttl>,
+    pub max_ttl: Ttl,
+    pub key_type: RoleKeyType,
+    /// 0 = any size. For RSA, the minimum size a CSR may have.
+    pub key_bits: u32,
+    pub key_usage: Vec<KeyUsage>,
+    pub ext_key_usage: Vec<ExtKeyUsage>,
+    pub subject: SubjectFields,
+    pub use_csr_common_name: bool,
+    pub use_csr_sans: bool,
+    pub not_before_duration: Ttl,
+    pub require_cn: bool,
+    pub store_private_keys: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Role {
+    /// The key a role's `issue` generates. `any` issues P-256, the cheapest strong choice.
+    pub fn issue_key_spec(&self) -> Result<KeySpec, PolicyError> {
+        let (t, bits) = match self.key_type {
+            RoleKeyType::Ec => (KeyType::Ec, self.key_bits),
+            RoleKeyType::Rsa => (KeyType::Rsa, self.key_bits),
+            RoleKeyType::Any => (KeyType::Ec, 256),
+        };
+        KeySpec::from_type_and_size(t, (bits != 0).then_some(bits))
+            .map_err(|e| PolicyError::KeyNotAllowed(e.to_string()))
+    }
+
+    /// Whether a CSR's key may be signed under this role.
+    pub fn allows_csr_key(&self, key: CsrKey) -> Result<(), PolicyError> {
+        let refuse = || {
+            Err(PolicyError::KeyNotAllowed(format!(
+                "the role requires key_type {} with key_bits {}, the CSR has {key}",
+                self.key_type, self.key_bits
+            )))
+        };
+        match (self.key_type, key) {
+            (RoleKeyType::Any, CsrKey::Rsa(bits)) if bits < 2048 => refuse(),
+            (RoleKeyType::Any, _) => Ok(()),
+            (RoleKeyType::Ec, CsrKey::Ec(bits)) if self.key_bits == 0 || self.key_bits == bits => {
+                Ok(())
+            }
+            (RoleKeyType::Rsa, CsrKey::Rsa(bits)) if bits >= self.key_bits.max(2048) => Ok(()),
+            _ => refuse(),
+        }
+    }
+
+    /// keyUsage for a leaf with this key type: the role's bits that fit the key, and at
+    /// least digitalSignature.
+    pub fn key_usage_for(&self, key: KeyType) -> Vec<KeyUsage> {
+        let mut out: Vec<KeyUsage> = self
+            .key_usage
+            .iter()
+            .copied()
+            .filter(|u| u.fits(key))
+            .collect();
+        if out.is_empty() {
+            out.push(KeyUsage::DigitalSignature);
+        }
+        out
+    }
+
+    /// A role with every flag at its API default, for unit tests of the rules.
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Role {
+            name: "r".into(),
+            tenant: "default".into(),
+            ca_id: "ca_x".into(),
+            allowed_domains: vec![],
+            allow_subdomains: false,
+            allow_bare_domains: false,
+            allow_glob_domains: false,
+            allow_wildcard_certificates: true,
+            allow_localhost: true,
+            allow_any_name: false,
+            enforce_hostnames: true,
+            allow_ip_sans: true,
+            allowed_uri_sans: vec![],
+            ttl: None,
+            max_ttl: Ttl::from_secs(720 * 3600),
+            key_type: RoleKeyType::Ec,
+            key_bits: 256,
+            key_usage: vec![KeyUsage::DigitalSignature],
+            ext_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            subject: SubjectFields::default(),
+            use_csr_common_name: true,
+            use_csr_sans: true,
+            not_before_duration: Ttl::from_secs(30),
+            require_cn: true,
+            store_private_keys: false,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+}
+
+/// A CSR's public key, as far as policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrKey {
+    Ec(u32),
+    Rsa(u32),
+}
+
+impl std::fmt::Display for CsrKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CsrKey::Ec(b) => write!(f, "an EC P-{b} key"),
+            CsrKey::Rsa(b) => write!(f, "an RSA {b}-bit key"),
+        }
+    }
+}
+
+/// Policy refusals. Each maps to a 4xx with its own code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error(transparent)]
+    Name(#[from] names::NameError),
+    #[error("IP SANs are not allowed by this role")]
+    IpSansNotAllowed,
+    #[error("URI SAN {0:?} is not allowed by this role")]
+    UriNotAllowed(String),
+    #[error("{0}")]
+    KeyNotAllowed(String),
+    #[error("a common_name is required by this role")]
+    CnRequired,
+    #[error("requested ttl {requested} exceeds the role's max_ttl {max}")]
+    TtlExceedsMax { requested: Ttl, max: Ttl },
+    #[error("requested ttl would end after the issuing CA's own expiry ({0})")]
+    TtlExceedsCa(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Names a certificate will carry once policy agreed to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovedNames {
+    pub common_name: Option<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+}
+
+/// What a client asked to have in a certificate.
+#[derive(Debug, Clone, Default)]
+pub struct RequestedNames {
+    pub common_name: Option<String>,
+    pub dns: Vec<String>,
+    pub ips: Vec<String>,
+    pub uris: Vec<String>,
+    pub exclude_cn_from_sans: bool,
+}
+
+/// Most SANs one certificate may carry; more is almost certainly a mistake or an attack.
+pub const MAX_SANS: usize = 100;
+/// Longest URI SAN we accept.
+const MAX_URI_LEN: usize = 2048;
+
+fn is_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut sc = scheme.bytes();
+    matches!(sc.next(), Some(b) if b.is_ascii_alphabetic())
+        && sc.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && !rest.is_empty()
+        && s.len() <= MAX_URI_LEN
+        && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Check every requested name against the role. The CN goes into the DNS SANs (unless
+/// excluded); a CN that is an IP address becomes an IP SAN instead.
+pub fn approve_names(role: &Role, req: &RequestedNames) -> Result<ApprovedNames, PolicyError> {
+    if req.dns.len() + req.ips.len() + req.uris.len() > MAX_SANS {
+        return Err(PolicyError::Invalid(format!(
+            "at most {MAX_SANS} SANs may be requested"
+        )));
+    }
+    let mut out = ApprovedNames::default();
+    let cn = req
+        .common_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    match cn {
+        None if role.require_cn => return Err(PolicyError::CnRequired),
+        None => {}
+        Some(cn) if cn.chars().count() > 64 => {
+            return Err(PolicyError::Invalid(
+                "common_name may be at most 64 characters".into(),
+            ))
+        }
+        Some(cn) => {
+            if let Ok(ip) = cn.parse::<IpAddr>() {
+                if !role.allow_ip_sans {
+                    return Err(PolicyError::IpSansNotAllowed);
+                }
+                out.ips.push(ip);
+                out.common_name = Some(cn.to_string());
+            } else {
+                let n = names::check_dns_name(role, cn)?;
+                if !req.exclude_cn_from_sans && names::is_hostname(n.trim_start_matches("*.")) {
+                    out.dns.push(n.clone());
+                }
+                out.common_name = Some(n);
+            }
+        }
+    }
+    for d in &req.dns {
+        let n = names::check_dns_name(role, d)?;
+        if !out.dns.contains(&n) {
+            out.dns.push(n);
+        }
+    }
+    for ip in &req.ips {
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| PolicyError::Invalid(format!("{ip:?} is not an IP address")))?;
+        if !role.allow_ip_sans {
+            return Err(PolicyError::IpSansNotAllowed);
+        }
+        if !out.ips.contains(&ip) {
+            out.ips.push(ip);
+        }
+    }
+    for u in &req.uris {
+        if !is_uri(u) {
+            return Err(PolicyError::Invalid(format!("{u:?} is not a URI")));
+        }
+        if !names::uri_allowed(role, u) {
+            return Err(PolicyError::UriNotAllowed(u.clone()));
+        }
+        if !out.uris.contains(u) {
+            out.uris.push(u.clone());
+        }
+    }
+    if out.dns.is_empty() && out.ips.is_empty() && out.uris.is_empty() {
+        return Err(PolicyError::Invalid(
+            "the certificate would have no subject alternative name".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// notBefore and notAfter for a leaf. An explicit `ttl` above max_ttl or past the CA's
+/// expiry is refused; a defaulted one is clipped to the CA's expiry.
+pub fn validity(
+    role: &Role,
+    requested: Option<Ttl>,
+    ca_not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime), PolicyError> {
+    let not_before = now - role.not_before_duration.as_duration();
+    let (ttl, explicit) = match requested {
+        Some(t) => (t, true),
+        None => (role.ttl.unwrap_or(role.max_ttl).min(role.max_ttl), false),
+    };
+    if ttl.as_secs() == 0 {
+        return Err(PolicyError::Invalid("ttl must be positive".into()));
+    }
+    if ttl > role.max_ttl {
+        return Err(PolicyError::TtlExceedsMax {
+            requested: ttl,
+            max: role.max_ttl,
+        });
+    }
+    let mut not_after = now + ttl.as_duration();
+    if not_after > ca_not_after {
+        if explicit {
+            return Err(PolicyError::TtlExceedsCa(crate::types::rfc3339(
+                ca_not_after,
+            )));
+        }
+        not_after = ca_not_after;
+    }
+    if not_after <= now {
+        return Err(PolicyError::TtlExceedsCa(crate::types::rfc3339(
+            ca_not_after,
+        )));
+    }
+    Ok((not_before.max(now - time::Duration::days(1)), not_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(cn: &str, dns: &[&str]) -> RequestedNames {
+        RequestedNames {
+            common_name: Some(cn.into()),
+            dns: dns.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_cn_lands_in_the_sans() {
+        let mut r = Role::for_tests();
+        r.allowed_domains = vec!["*.internal".into()];
+        let a = approve_names(&r, &req("db.internal", &["api.internal"])).unwrap();
+        assert_eq!(a.dns, vec!["db.internal", "api.internal"]);
+    }
+
+    #[test]
+    fn a_missing_cn_is_refused_when_required() {
+        let r = Role::for_tests();
+        let q = RequestedNames::default();
+        assert_eq!(approve_names(&r, &q), Err(PolicyError::CnRequired));
+    }
+
+    #[test]
+    fn ip_sans_follow_the_flag() {
+        let mut r = Role::for_tests();
+        r.allowed_domains = vec!["*.internal".into()];
+        let mut q = req("db.internal", &[]);
+        q.ips = vec!["10.0.5.100".into()];
+        assert!(approve_names(&r, &q).is_ok());
+        r.allow_ip_sans = false;
+        assert_eq!(approve_names(&r, &q), Err(PolicyError::IpSansNotAllowed));
+    }
+
+    #[test]
+    fn too_many_sans_are_refused() {
+        let mut r = Role::for_tests();
+        r.allow_any_name = true;
+        let many: Vec<String> = (0..101).map(|i| format!("h{i}.x")).collect();
+        let q = RequestedNames {
+            common_name: Some("a.x".into()),
+            dns: many,
+            ..Default::default()
+        };
+        assert!(matches!(
+            approve_names(&r, &q),
+            Err(PolicyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_explicit_ttl_above_max_is_refused_a_default_one_is_clipped_to_the_ca() {
+        let r = Role::for_tests();
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
+        let ca_end = now + time::Duration::hours(10);
+        assert!(matches!(
+            validity(
+                &r,
+                Some(Ttl::from_secs(721 * 3600)),
+                ca_end + time::Duration::days(999),
+                now
+            ),
+            Err(PolicyError::TtlExceedsMax { .. })
+        ));
+        assert!(matches!(
+            validity(&r, Some(Ttl::from_secs(11 * 3600)), ca_end, now),
+            Err(PolicyError::TtlExceedsCa(_))
+        ));
+        let (nb, na) = validity(&r, None, ca_end, now).unwrap();
+        assert_eq!(na, ca_end);
+        assert_eq!(nb, now - time::Duration::seconds(30));
+    }
+
+    #[test]
+    fn csr_keys_are_matched_against_the_role() {
+        let mut r = Role::for_tests();
+        assert!(r.allows_csr_key(CsrKey::Ec(256)).is_ok());
+        assert!(r.allows_csr_key(CsrKey::Ec(384)).is_err());
+        assert!(r.allows_csr_key(CsrKey::Rsa(2048)).is_err());
+        r.key_type = RoleKeyType::Rsa;
+        r.key_bits = 3072;
+        assert!(r.allows_csr_key(CsrKey::Rsa(2048)).is_err());
+        assert!(r.allows_csr_key(CsrKey::Rsa(4096)).is_ok());
+        r.key_type = RoleKeyType::Any;
+        assert!(r.allows_csr_key(CsrKey::Rsa(1024)).is_err());
+    }
+
+    #[test]
+    fn key_usage_drops_bits_that_do_not_fit_the_key() {
+        let mut r = Role::for_tests();
+        r.key_usage = vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment];
+        assert_eq!(
+            r.key_usage_for(KeyType::Ec),
+            vec![KeyUsage::DigitalSignature]
+        );
+        assert_eq!(r.key_usage_for(KeyType::Rsa).len(), 2);
+    }
+}

@@ -1,0 +1,375 @@
+//! Issuing leaves: `issue` (we make the key), `sign` (the client's CSR), `renew`.
+//!
+//! Order, after Boulder: check the request against policy, make the key (and seal it when
+//! the role keeps keys), have the CA's token key sign, verify, then store and flush —
+//! only then does the client see the certificate.
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::input::{opt_ttl, DurationInput, StringList};
+use super::{Pki, Principal, ServiceError};
+use crate::ca::leaf_key::{KeyFormat, LeafKey};
+use crate::ca::profile::{self, LeafProfile};
+use crate::ca::{self, csr, CertificateTemplate, Issuer};
+use crate::keys::KeyType;
+use crate::policy::{
+    self, ApprovedNames, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, Ttl,
+};
+use crate::store::{CaRecord, CertRecord, CertSource, SealedKey, StoreError};
+use crate::types::{new_id, now, Serial};
+
+/// `POST /v1/pki/issue/{role}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    #[serde(default)]
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub alt_names: StringList,
+    #[serde(default)]
+    pub ip_sans: StringList,
+    #[serde(default)]
+    pub uri_sans: StringList,
+    #[serde(default)]
+    pub ttl: Option<DurationInput>,
+    #[serde(default)]
+    pub private_key_format: KeyFormat,
+    #[serde(default)]
+    pub exclude_cn_from_sans: bool,
+}
+
+/// `POST /v1/pki/sign/{role}`. Names in the body are used only where the role does not
+/// take them from the CSR (`use_csr_common_name`, `use_csr_sans`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    pub csr_pem: String,
+    #[serde(default)]
+    pub ttl: Option<DurationInput>,
+    #[serde(default)]
+    pub common_name: Option<String>,
+    #[serde(default)]
+    pub alt_names: StringList,
+    #[serde(default)]
+    pub ip_sans: StringList,
+    #[serde(default)]
+    pub uri_sans: StringList,
+    #[serde(default)]
+    pub exclude_cn_from_sans: bool,
+}
+
+/// `POST /v1/pki/certificates/{id}/renew`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    #[serde(default)]
+    pub ttl: Option<DurationInput>,
+    #[serde(default)]
+    pub private_key_format: KeyFormat,
+}
+
+/// A certificate just issued, with what the client gets once.
+pub struct Issued {
+    pub record: CertRecord,
+    pub certificate_pem: String,
+    pub private_key_pem: Option<Zeroizing<String>>,
+    pub ca_chain: Vec<String>,
+}
+
+/// What the leaf will carry, decided before anything is signed.
+struct LeafPlan<'a> {
+    role: &'a Role,
+    names: ApprovedNames,
+    spki_der: Vec<u8>,
+    key_type: KeyType,
+    key_bits: u32,
+    ttl: Option<Ttl>,
+    source: CertSource,
+}
+
+impl Pki {
+    pub fn issue(
+        &self,
+        who: &Principal,
+        role_name: &str,
+        req: IssueRequest,
+    ) -> Result<Issued, ServiceError> {
+        let role = self.role_for(who, role_name)?;
+        let names = policy::approve_names(
+            &role,
+            &RequestedNames {
+                common_name: req.common_name,
+                dns: req.alt_names.0,
+                ips: req.ip_sans.0,
+                uris: req.uri_sans.0,
+                exclude_cn_from_sans: req.exclude_cn_from_sans,
+            },
+        )?;
+        let ttl = opt_ttl(&req.ttl, "ttl")?;
+        self.issue_new_key(who, &role, names, ttl, req.private_key_format)
+    }
+
+    fn issue_new_key(
+        &self,
+        who: &Principal,
+        role: &Role,
+        names: ApprovedNames,
+        ttl: Option<Ttl>,
+        format: KeyFormat,
+    ) -> Result<Issued, ServiceError> {
+        let spec = role.issue_key_spec()?;
+        // Check the CA before spending time on a key (RSA generation takes a while).
+        let ca = self.ca_for(who, &role.ca_id)?;
+        self.ensure_can_sign(&ca)?;
+        let key = LeafKey::generate(spec)?;
+        let plan = LeafPlan {
+            role,
+            names,
+            spki_der: key.spki_der.clone(),
+            key_type: spec.key_type(),
+            key_bits: spec.size(),
+            ttl,
+            source: CertSource::Issued,
+        };
+        let mut issued = self.sign_and_record(who, &ca, plan, Some(&key))?;
+        issued.private_key_pem = Some(key.to_pem(format)?);
+        Ok(issued)
+    }
+
+    pub fn sign_csr(
+        &self,
+        who: &Principal,
+        role_name: &str,
+        req: SignRequest,
+    ) -> Result<Issued, ServiceError> {
+        let role = self.role_for(who, role_name)?;
+        let csr = csr::parse_and_verify(&req.csr_pem)?;
+        let key = match csr.key_type {
+            KeyType::Ec => CsrKey::Ec(csr.key_bits),
+            KeyType::Rsa => CsrKey::Rsa(csr.key_bits),
+        };
+        role.allows_csr_key(key)?;
+        let common_name = if role.use_csr_common_name {
+            csr.common_name.clone().or(req.common_name)
+        } else {
+            req.common_name
+        };
+        let (dns, ips, uris) = if role.use_csr_sans {
+            (
+                csr.dns.clone(),
+                csr.ips.iter().map(ToString::to_string).collect(),
+                csr.uris.clone(),
+            )
+        } else {
+            (req.alt_names.0, req.ip_sans.0, req.uri_sans.0)
+        };
+        let names = policy::approve_names(
+            &role,
+            &RequestedNames {
+                common_name,
+                dns,
+                ips,
+                uris,
+                exclude_cn_from_sans: req.exclude_cn_from_sans,
+            },
+        )?;
+        let ttl = opt_ttl(&req.ttl, "ttl")?;
+        let ca = self.ca_for(who, &role.ca_id)?;
+        self.ensure_can_sign(&ca)?;
+        let plan = LeafPlan {
+            role: &role,
+            names,
+            spki_der: csr.spki_der,
+            key_type: csr.key_type,
+            key_bits: csr.key_bits,
+            ttl,
+            source: CertSource::Signed,
+        };
+        self.sign_and_record(who, &ca, plan, None)
+    }
+
+    /// A new key and certificate for the same subject and SANs, under the role as it is
+    /// now. The old certificate is left as it is.
+    pub fn renew(
+        &self,
+        who: &Principal,
+        cert_id: &str,
+        req: RenewRequest,
+    ) -> Result<Issued, ServiceError> {
+        let old = self.cert_for(who, cert_id)?;
+        let role_name = match (&old.source, &old.role) {
+            (CertSource::Imported, _) | (_, None) => {
+                return Err(ServiceError::NotRenewable(
+                    "only certificates issued under a role can be renewed".into(),
+                ))
+            }
+            (_, Some(r)) => r.clone(),
+        };
+        let role = self.role_for(who, &role_name).map_err(|_| {
+            ServiceError::NotRenewable(format!("its role {role_name:?} no longer exists"))
+        })?;
+        let names = policy::approve_names(
+            &role,
+            &RequestedNames {
+                common_name: (!old.common_name.is_empty()).then(|| old.common_name.clone()),
+                dns: old.san_dns.clone(),
+                ips: old.san_ip.clone(),
+                uris: old.san_uri.clone(),
+                exclude_cn_from_sans: !old.san_dns.contains(&old.common_name),
+            },
+        )?;
+        let ttl = opt_ttl(&req.ttl, "ttl")?;
+        self.issue_new_key(who, &role, names, ttl, req.private_key_format)
+    }
+
+    /// Sign the leaf with the CA's token key, verify it, and store it durably.
+    fn sign_and_record(
+        &self,
+        who: &Principal,
+        ca: &CaRecord,
+        plan: LeafPlan<'_>,
+        key: Option<&LeafKey>,
+    ) -> Result<Issued, ServiceError> {
+        let role = plan.role;
+        let (not_before, not_after) = policy::validity(role, plan.ttl, ca.not_after, now())?;
+        let not_before = not_before.max(ca.not_before);
+        let id = new_id("cert");
+
+        // Sealed before signing, so a token that can't seal costs no serial and no record.
+        let sealed_key = match (role.store_private_keys, key) {
+            (true, Some(k)) => {
+                let s = self.token.seal(k.pkcs8_der(), id.as_bytes())?;
+                Some(SealedKey {
+                    key_label: s.key_label,
+                    iv: s.iv,
+                    ciphertext: s.ciphertext,
+                })
+            }
+            _ => None,
+        };
+
+        let ca_key = ca.key_ref();
+        let signer = self.token.signer(&ca_key);
+        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+        let subject = ca::subject_name(plan.names.common_name.as_deref(), &role.subject)?;
+        let subject_is_empty =
+            plan.names.common_name.is_none() && role.subject == Default::default();
+        let ski = profile::key_identifier(&plan.spki_der)?;
+        let key_usage = role
+            .key_usage_for(plan.key_type)
+            .into_iter()
+            .fold(flagset::FlagSet::default(), |acc, u| acc | key_usage_bit(u));
+        let ext_key_usage = role.ext_key_usage.iter().map(|e| eku_oid(*e)).collect();
+        let base = self
+            .settings
+            .public_base_url
+            .as_deref()
+            .map(|b| b.trim_end_matches('/'));
+        let leaf = LeafProfile {
+            subject_key_id: &ski,
+            authority_key_id: &issuer.key_id,
+            dns: &plan.names.dns,
+            ips: &plan.names.ips,
+            uris: &plan.names.uris,
+            key_usage,
+            ext_key_usage,
+            crl_url: base.map(|b| format!("{b}/v1/pki/ca/{}/crl", ca.id)),
+            ca_issuers_url: base.map(|b| format!("{b}/v1/pki/ca/{}/certificate?format=der", ca.id)),
+            subject_is_empty,
+        };
+        let extensions = profile::leaf_extensions(&leaf)?;
+
+        for _ in 0..3 {
+            let template = CertificateTemplate {
+                subject: subject.clone(),
+                spki_der: plan.spki_der.clone(),
+                serial: Serial::random(),
+                not_before,
+                not_after,
+                extensions: extensions.clone(),
+                self_signed: false,
+            };
+            let cert = ca::sign_certificate(template, &issuer)?;
+            let mut rec = CertRecord {
+                id: id.clone(),
+                tenant: who.tenant.clone(),
+                seq: 0,
+                issuer_ca_id: Some(ca.id.clone()),
+                role: Some(role.name.clone()),
+                source: plan.source,
+                common_name: plan.names.common_name.clone().unwrap_or_default(),
+                san_dns: plan.names.dns.clone(),
+                san_ip: plan.names.ips.iter().map(ToString::to_string).collect(),
+                san_uri: plan.names.uris.clone(),
+                serial_hex: cert.serial.to_hex(),
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+                key_type: Some(plan.key_type),
+                key_bits: Some(plan.key_bits),
+                certificate_der: cert.der,
+                chain_pem: None,
+                sealed_key: sealed_key.clone(),
+                revocation: None,
+                requested_by: who.token_id.clone(),
+                created_at: now(),
+            };
+            match self.store.insert_cert(&mut rec) {
+                Ok(()) => {
+                    tracing::info!(cert_id = %rec.id, ca_id = %ca.id, role = %role.name,
+                        serial = %cert.serial.to_colon_hex(), "certificate issued");
+                    return Ok(Issued {
+                        certificate_pem: ca::pem("CERTIFICATE", &rec.certificate_der)?,
+                        ca_chain: self.chain_pems(ca)?,
+                        record: rec,
+                        private_key_pem: None,
+                    });
+                }
+                Err(StoreError::SerialTaken(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Internal(
+            "could not find an unused serial number".into(),
+        ))
+    }
+
+    /// PEMs from this CA up to its root.
+    pub fn chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
+        let mut out = vec![ca::pem("CERTIFICATE", &ca.certificate_der)?];
+        let mut parent = ca.parent_id.clone();
+        // CA chains are short; the bound only guards against a corrupt store with a loop.
+        for _ in 0..16 {
+            let Some(pid) = parent else { break };
+            let Some(p) = self.store.get_ca(&pid)? else {
+                break;
+            };
+            out.push(ca::pem("CERTIFICATE", &p.certificate_der)?);
+            parent = p.parent_id.clone();
+        }
+        Ok(out)
+    }
+}
+
+fn key_usage_bit(u: KeyUsage) -> x509_cert::ext::pkix::KeyUsages {
+    use x509_cert::ext::pkix::KeyUsages as K;
+    match u {
+        KeyUsage::DigitalSignature => K::DigitalSignature,
+        KeyUsage::ContentCommitment => K::NonRepudiation,
+        KeyUsage::KeyEncipherment => K::KeyEncipherment,
+        KeyUsage::DataEncipherment => K::DataEncipherment,
+        KeyUsage::KeyAgreement => K::KeyAgreement,
+    }
+}
+
+fn eku_oid(e: ExtKeyUsage) -> const_oid::ObjectIdentifier {
+    use const_oid::db::rfc5280 as o;
+    match e {
+        ExtKeyUsage::ServerAuth => o::ID_KP_SERVER_AUTH,
+        ExtKeyUsage::ClientAuth => o::ID_KP_CLIENT_AUTH,
+        ExtKeyUsage::CodeSigning => o::ID_KP_CODE_SIGNING,
+        ExtKeyUsage::EmailProtection => o::ID_KP_EMAIL_PROTECTION,
+        ExtKeyUsage::TimeStamping => o::ID_KP_TIME_STAMPING,
+        ExtKeyUsage::OcspSigning => o::ID_KP_OCSP_SIGNING,
+    }
+}
