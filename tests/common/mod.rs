@@ -750,3 +750,274 @@ pub fn read_to_string(p: &Path) -> String {
         .unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     s
 }
+
+// ---------------------------------------------------------------- daemons of one's own
+
+/// A SoftHSM2 token and a daemon configuration on disk, owned by one test, on
+/// which a daemon can be started, killed and started again (see
+/// [`start_daemon_on`]). Unlike [`daemon`], nothing here is shared.
+pub struct DaemonSetup {
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub softhsm_conf: PathBuf,
+    pub module: String,
+    pub token_label: String,
+    pub pin: String,
+    starts: AtomicU64,
+    _tmp: tempfile::TempDir,
+}
+
+/// A fresh token and config for a daemon of one's own. `extra_config` is TOML
+/// put at the top level of the config (e.g. `public_base_url = "…"`).
+pub fn new_daemon_setup(extra_config: &str) -> Result<DaemonSetup, String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("scaivault-own-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("cannot create temp dir: {e}"))?;
+    let dir = tmp.path().to_path_buf();
+    let err = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e} (in {})", dir.display());
+
+    let token_dir = dir.join("tokens");
+    fs::create_dir(&token_dir).map_err(|e| err("create token dir", &e))?;
+    let softhsm_conf = dir.join("softhsm2.conf");
+    fs::write(
+        &softhsm_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            token_dir.display()
+        ),
+    )
+    .map_err(|e| err("write softhsm2.conf", &e))?;
+    let pin = random_hex(8);
+    let so_pin = random_hex(8);
+    let out = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &softhsm_conf)
+        .args(["--init-token", "--free", "--label", TOKEN_LABEL])
+        .args(["--pin", &pin, "--so-pin", &so_pin])
+        .output()
+        .map_err(|e| err("run softhsm2-util (is softhsm2 installed?)", &e))?;
+    if !out.status.success() {
+        return Err(format!(
+            "softhsm2-util --init-token failed ({}):\n{}",
+            out.status,
+            output_text(&out)
+        ));
+    }
+
+    let data_dir = dir.join("data");
+    fs::create_dir(&data_dir).map_err(|e| err("create data dir", &e))?;
+    fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| err("chmod data dir", &e))?;
+    let pin_file = dir.join("hsm-pin");
+    write_private_file(&pin_file, &pin).map_err(|e| err("write pin file", &e))?;
+    let module = softhsm_module();
+    let config_path = dir.join("scaivault-pki.toml");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n\
+         data_dir = {}\n\
+         log_format = \"text\"\n\
+         {}\n\
+         \n\
+         [hsm]\n\
+         module = {}\n\
+         token_label = {}\n\
+         pin_file = {}\n\
+         pool_size = 4\n",
+        toml_str(&data_dir.to_string_lossy()),
+        extra_config,
+        toml_str(&module),
+        toml_str(TOKEN_LABEL),
+        toml_str(&pin_file.to_string_lossy()),
+    );
+    fs::write(&config_path, config).map_err(|e| err("write config", &e))?;
+    Ok(DaemonSetup {
+        dir,
+        data_dir,
+        config_path,
+        softhsm_conf,
+        module,
+        token_label: TOKEN_LABEL.to_string(),
+        pin,
+        starts: AtomicU64::new(0),
+        _tmp: tmp,
+    })
+}
+
+/// Start a daemon on `setup` (its data dir and token) and wait until it
+/// answers health 200. Can be called again after the previous daemon on the
+/// same setup is gone: the data dir and the token carry over.
+pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
+    let n = setup.starts.fetch_add(1, Ordering::Relaxed);
+    let run_tmp = tempfile::Builder::new()
+        .prefix(&format!("run{n}-"))
+        .tempdir_in(&setup.dir)
+        .map_err(|e| format!("cannot create run dir: {e}"))?;
+    let run_dir = run_tmp.path().to_path_buf();
+    // The file a previous run left would name a dead port.
+    let listen_file = setup.data_dir.join("listen-addr");
+    match fs::remove_file(&listen_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("remove {}: {e}", listen_file.display())),
+    }
+
+    let log_path = setup.dir.join(format!("daemon-{n}.log"));
+    let log = File::create(&log_path).map_err(|e| format!("create daemon log: {e}"))?;
+    let stdout_log = File::create(setup.dir.join(format!("daemon-{n}.stdout.log")))
+        .map_err(|e| format!("create stdout log: {e}"))?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&setup.config_path)
+        .arg("--exit-on-stdin-close")
+        .env("SOFTHSM2_CONF", &setup.softhsm_conf)
+        .env_remove("SCAIVAULT_DATA_DIR")
+        .env_remove("SCAIVAULT_LISTEN")
+        .env_remove("SCAIVAULT_HSM_PIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(stdout_log))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| format!("spawn daemon: {e}"))?;
+    let stdin = child.stdin.take().expect("piped stdin");
+
+    let fail = |child: &mut Child, why: String| -> String {
+        let _ = child.kill();
+        let _ = child.wait();
+        format!(
+            "{why}\ndaemon log: {}\n--- last lines of the log ---\n{}",
+            log_path.display(),
+            tail_of_file(&log_path, 4000)
+        )
+    };
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let addr: SocketAddr = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(
+                &mut child,
+                format!("daemon exited during startup: {status}"),
+            ));
+        }
+        if let Ok(s) = fs::read_to_string(&listen_file) {
+            if let Ok(a) = s.trim().parse() {
+                break a;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(fail(
+                &mut child,
+                format!(
+                    "no usable {} after {STARTUP_TIMEOUT:?}",
+                    listen_file.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let base_url = format!("http://{addr}");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("build HTTP client: {e}"))?;
+    let health = format!("{base_url}/v1/sys/health");
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(
+                &mut child,
+                format!("daemon exited during startup: {status}"),
+            ));
+        }
+        match client.get(&health).timeout(Duration::from_secs(5)).send() {
+            Ok(r) if r.status().as_u16() == 200 => break,
+            _ if Instant::now() > deadline => {
+                return Err(fail(
+                    &mut child,
+                    format!("GET {health} did not answer 200 within {STARTUP_TIMEOUT:?}"),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let root_token_path = setup.data_dir.join("root-token");
+    let root_token = loop {
+        match fs::read_to_string(&root_token_path) {
+            Ok(s) if !s.trim().is_empty() => break s.trim().to_string(),
+            _ if Instant::now() > deadline => {
+                return Err(fail(
+                    &mut child,
+                    format!("{} missing or empty", root_token_path.display()),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+
+    Ok(Daemon {
+        base_url,
+        root_token,
+        dir: run_dir,
+        data_dir: setup.data_dir.clone(),
+        config_path: setup.config_path.clone(),
+        softhsm_conf: setup.softhsm_conf.clone(),
+        module: setup.module.clone(),
+        token_label: setup.token_label.clone(),
+        pin: setup.pin.clone(),
+        log_path,
+        client,
+        _stdin: Mutex::new(stdin),
+        _child: Mutex::new(child),
+        _tmp: run_tmp,
+    })
+}
+
+impl Daemon {
+    /// SIGKILL the daemon process (`Child::kill` on Unix) and reap it. Only for
+    /// daemons from [`start_daemon_on`]; the shared one must stay up.
+    pub fn kill_hard(&self) -> std::process::ExitStatus {
+        let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        child.wait().expect("wait for the killed daemon")
+    }
+
+    /// The OS process id of the daemon.
+    pub fn pid(&self) -> u32 {
+        self._child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
+    /// The last `max` bytes of this daemon's log.
+    pub fn log_tail(&self, max: usize) -> String {
+        tail_of_file(&self.log_path, max)
+    }
+}
+
+/// Every file under `dir`, recursively, as `(path, bytes)`.
+pub fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => {
+                    if let Ok(bytes) = fs::read(&p) {
+                        out.push((p, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Does `needle` occur anywhere in `hay`?
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
