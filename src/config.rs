@@ -65,6 +65,71 @@ pub struct Config {
     #[serde(default)]
     pub allow_plaintext_non_loopback: bool,
     pub hsm: HsmConfig,
+    #[serde(default)]
+    pub crl: CrlConfig,
+}
+
+/// `[crl]`: how CRLs are kept fresh. Durations as in the API (`72h`, `1s`, `90m`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrlConfig {
+    /// How long a published CRL is valid (nextUpdate - thisUpdate).
+    pub next_update: String,
+    /// How often every CA's CRL is rebuilt.
+    pub rebuild_interval: String,
+    /// Rebuild a CA's CRLs soon after a revocation.
+    pub rebuild_on_revoke: bool,
+    /// Quiet time after a revocation before the rebuild, so bursts coalesce.
+    pub revoke_delay: String,
+    /// Publish delta CRLs (and the Freshest CRL pointer, when public_base_url is set).
+    pub delta: bool,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            next_update: "72h".into(),
+            rebuild_interval: "1h".into(),
+            rebuild_on_revoke: true,
+            revoke_delay: "1s".into(),
+            delta: true,
+        }
+    }
+}
+
+impl CrlConfig {
+    /// The checked settings; a bad value names its key.
+    pub fn settings(&self) -> Result<crate::service::crl::CrlSettings, ConfigError> {
+        use crate::policy::Ttl;
+        let parse = |key: &'static str, v: &str| {
+            Ttl::parse(v).map_err(|e| ConfigError::Invalid {
+                key,
+                message: e.to_string(),
+            })
+        };
+        let next_update = parse("crl.next_update", &self.next_update)?;
+        let rebuild_interval = parse("crl.rebuild_interval", &self.rebuild_interval)?;
+        let revoke_delay = parse("crl.revoke_delay", &self.revoke_delay)?;
+        if next_update.as_secs() < 60 {
+            return Err(ConfigError::Invalid {
+                key: "crl.next_update",
+                message: "must be at least 1m".into(),
+            });
+        }
+        if rebuild_interval.as_secs() == 0 || rebuild_interval >= next_update {
+            return Err(ConfigError::Invalid {
+                key: "crl.rebuild_interval",
+                message: "must be positive and shorter than crl.next_update, or relying parties see stale CRLs".into(),
+            });
+        }
+        Ok(crate::service::crl::CrlSettings {
+            next_update,
+            rebuild_interval,
+            rebuild_on_revoke: self.rebuild_on_revoke,
+            revoke_delay: std::time::Duration::from_secs(revoke_delay.as_secs()),
+            delta: self.delta,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +194,7 @@ impl Config {
                 ),
             });
         }
+        self.crl.settings()?;
         if let Some(url) = &self.public_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid {

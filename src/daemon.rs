@@ -59,6 +59,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         Settings {
             data_dir: cfg.data_dir.clone(),
             public_base_url: cfg.public_base_url.clone(),
+            crl: cfg.crl.settings()?,
         },
     ));
     if let Some(id) = pki
@@ -68,6 +69,8 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         tracing::info!(token_id = %id, file = %cfg.data_dir.join("root-token").display(),
             "created the bootstrap admin token");
     }
+
+    let crl_worker = pki.start_crl_worker();
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -89,6 +92,8 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(e.to_string()))?;
 
     sd_notify("STOPPING=1");
+    pki.stop_crl_worker();
+    drop(crl_worker);
     if let Err(e) = pki.flush() {
         tracing::error!(error = %e, "final flush failed");
     }

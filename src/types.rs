@@ -144,3 +144,65 @@ pub struct SubjectFields {
     pub locality: Vec<String>,
     pub province: Vec<String>,
 }
+
+/// RFC 5280 §5.3.1 CRLReason, by the names the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 9] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::CertificateHold,
+        RevocationReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key_compromise",
+            RevocationReason::CaCompromise => "ca_compromise",
+            RevocationReason::AffiliationChanged => "affiliation_changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation_of_operation",
+            RevocationReason::CertificateHold => "certificate_hold",
+            RevocationReason::PrivilegeWithdrawn => "privilege_withdrawn",
+            RevocationReason::AaCompromise => "aa_compromise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == s)
+    }
+
+    /// The CRLReason code (7 is unused; 8, removeFromCRL, appears only in delta CRLs).
+    pub fn code(self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::CaCompromise => 2,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+            RevocationReason::CertificateHold => 6,
+            RevocationReason::PrivilegeWithdrawn => 9,
+            RevocationReason::AaCompromise => 10,
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 mod ca;
 mod certs;
+mod crl;
 mod error;
 mod extract;
 mod roles;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
+        .route("/v1/pki/ca/{id}/crl", get(crl::get_full).post(crl::rebuild))
+        .route("/v1/pki/ca/{id}/crl/delta", get(crl::get_delta))
+        .route("/v1/pki/revoke", post(crl::revoke))
+        .route("/v1/pki/unrevoke", post(crl::unrevoke))
         .route("/v1/pki/roles", get(roles::list).post(roles::create))
         .route(
             "/v1/pki/roles/{name}",

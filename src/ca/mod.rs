@@ -4,6 +4,7 @@
 //! It knows nothing of HTTP, the store or PKCS#11: an issuer is a name, a public key and a
 //! [`DigestSigner`].
 
+pub mod crl;
 pub mod csr;
 pub mod leaf_key;
 pub mod profile;
@@ -164,7 +165,7 @@ pub(crate) fn to_offset(t: Time) -> Result<OffsetDateTime, CaError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| CaError::Invalid(e.to_string()))
 }
 
-fn algorithm_identifier(alg: SignatureAlgorithm) -> AlgorithmIdentifierOwned {
+pub(crate) fn algorithm_identifier(alg: SignatureAlgorithm) -> AlgorithmIdentifierOwned {
     match alg {
         // RFC 5758 §3.2: the parameters field MUST be absent for ECDSA.
         SignatureAlgorithm::EcdsaSha256 => AlgorithmIdentifierOwned {

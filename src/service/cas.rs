@@ -112,6 +112,9 @@ impl Pki {
 
     /// Check that a CA may sign right now.
     pub(crate) fn ensure_can_sign(&self, ca: &CaRecord) -> Result<(), ServiceError> {
+        if ca.revocation.is_some() {
+            return Err(ServiceError::CaRevoked(ca.id.clone()));
+        }
         if !ca.is_active {
             return Err(ServiceError::CaInactive(ca.id.clone()));
         }
@@ -249,6 +252,7 @@ impl Pki {
                 is_active: true,
                 certificates_issued: 0,
                 created_at: created,
+                revocation: None,
             };
             match self.store.insert_ca(&rec) {
                 Ok(()) => return Ok(rec),

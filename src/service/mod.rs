@@ -7,8 +7,10 @@
 pub mod auth;
 pub mod cas;
 pub mod certs;
+pub mod crl;
 pub mod input;
 pub mod issue;
+pub mod revoke;
 pub mod roles;
 
 use std::path::PathBuf;
@@ -54,6 +56,16 @@ pub enum ServiceError {
     InvalidCertificate(String),
     #[error("this certificate is already tracked")]
     CertificateExists,
+    #[error("more than one certificate has serial {0}")]
+    AmbiguousSerial(String),
+    #[error("a root CA's certificate cannot be revoked: no CA above it publishes a CRL for it")]
+    CannotRevokeRoot,
+    #[error("CA {0} has been revoked and signs nothing")]
+    CaRevoked(String),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("no CRL has been published yet for CA {0}")]
+    CrlNotAvailable(String),
     #[error("CA {0} is inactive and signs nothing until it is reactivated")]
     CaInactive(String),
     #[error("CA {0} has expired")]
@@ -107,6 +119,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Base URL relying parties reach us at; puts CRL DP and AIA into leaves.
     pub public_base_url: Option<String>,
+    pub crl: crl::CrlSettings,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.
@@ -114,6 +127,7 @@ pub struct Pki {
     pub(crate) store: Store,
     pub(crate) token: Arc<Token>,
     pub(crate) settings: Settings,
+    pub(crate) crl: crl::CrlState,
 }
 
 impl Pki {
@@ -122,6 +136,7 @@ impl Pki {
             store,
             token,
             settings,
+            crl: crl::CrlState::default(),
         }
     }
 

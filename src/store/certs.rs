@@ -72,14 +72,17 @@ impl Store {
             &self.idx_ca,
             &self.idx_exp_tenant,
             &self.idx_exp_ca,
+            &self.idx_serial,
         );
-        let result = trees.transaction(|(certs, ids, serials, t, c, et, ec)| {
+        let by_serial = super::revocations::serial_index_key(&rec.tenant, &rec.serial_hex, &rec.id);
+        let result = trees.transaction(|(certs, ids, serials, t, c, et, ec, is)| {
             if serials.get(&serial_key)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(
                     StoreError::SerialTaken(rec.serial_hex.clone()),
                 ));
             }
             serials.insert(serial_key.as_slice(), rec.id.as_bytes())?;
+            is.insert(by_serial.as_slice(), &[])?;
             certs.insert(&seq, value.as_slice())?;
             ids.insert(rec.id.as_bytes(), &seq)?;
             t.insert(by_tenant.as_slice(), &[])?;

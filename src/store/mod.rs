@@ -6,6 +6,7 @@
 
 mod certs;
 mod records;
+mod revocations;
 mod roles;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sled::Transactional;
 
 pub use certs::{CertPage, CertQuery};
 pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
+pub use revocations::{CrlMeta, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,13 @@ pub struct Store {
     idx_exp_tenant: sled::Tree,
     idx_exp_ca: sled::Tree,
     ca_counts: sled::Tree,
+    idx_serial: sled::Tree,
+    revoked: sled::Tree,
+    rev_log: sled::Tree,
+    crl_numbers: sled::Tree,
+    crl_meta: sled::Tree,
+    /// Signed CRLs live as files beside the database.
+    crl_dir: std::path::PathBuf,
 }
 
 /// Merge operator for counters: big-endian u64 addition.
@@ -105,6 +114,12 @@ impl Store {
             idx_exp_tenant: db.open_tree("idx_exp_tenant")?,
             idx_exp_ca: db.open_tree("idx_exp_ca")?,
             ca_counts,
+            idx_serial: db.open_tree("idx_serial")?,
+            revoked: db.open_tree("revoked")?,
+            rev_log: db.open_tree("rev_log")?,
+            crl_numbers: db.open_tree("crl_numbers")?,
+            crl_meta: db.open_tree("crl_meta")?,
+            crl_dir: dir.join("crls"),
             cas: db.open_tree("cas")?,
             ca_names: db.open_tree("ca_names")?,
             serials: db.open_tree("serials")?,
@@ -165,6 +180,15 @@ impl Store {
 
     pub fn ca_name_taken(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         Ok(self.ca_names.contains_key(name_key(tenant, name))?)
+    }
+
+    /// Ids of every CA of every tenant.
+    pub fn all_ca_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.cas
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
     }
 
     /// All CAs of a tenant, oldest first.
@@ -269,6 +293,7 @@ mod tests {
             is_active: true,
             certificates_issued: 0,
             created_at: crate::types::now(),
+            revocation: None,
         }
     }
 

@@ -32,6 +32,9 @@ pub struct CaRecord {
     pub certificates_issued: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Set when this CA's own certificate was revoked by its parent.
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
 }
 
 /// An API bearer token. Only the SHA-256 of its secret is kept (as the record's key).

@@ -1,0 +1,256 @@
+//! CRLs (RFC 5280 §5), built by streaming: the revoked-certificates list is written as DER
+//! straight into one buffer while the store is scanned, so a million entries cost one
+//! allocation of about 40 MB, not a million small ones. Everything else — names, the
+//! algorithm identifier, the extensions — is encoded with the `der`/`x509-cert` types.
+
+use der::asn1::OctetString;
+use der::Encode;
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BaseCrlNumber, CrlNumber, FreshestCrl};
+
+use super::profile::extension;
+use super::verify::verify_signature;
+use super::{algorithm_identifier, digest, CaError, Issuer};
+
+/// CRLReason removeFromCRL (§5.3.1): only in delta CRLs, for a released hold.
+pub const REMOVE_FROM_CRL: u8 = 8;
+
+/// Append a DER length.
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    push_len(&mut out, content.len());
+    out.extend_from_slice(content);
+    out
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+fn push_time(out: &mut Vec<u8>, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let (y, mo, d, h, mi, s) = (
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
+    if (1950..2050).contains(&y) {
+        let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
+        out.push(0x17);
+        push_len(out, text.len());
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z");
+        out.push(0x18);
+        push_len(out, text.len());
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// The revokedCertificates list, written entry by entry.
+#[derive(Default)]
+pub struct RevokedList {
+    buf: Vec<u8>,
+    count: u64,
+}
+
+impl RevokedList {
+    pub fn with_capacity(entries: usize) -> Self {
+        RevokedList {
+            buf: Vec::with_capacity(entries.saturating_mul(40)),
+            count: 0,
+        }
+    }
+
+    /// One entry: serial (DER INTEGER content octets), revocation date, and a reasonCode
+    /// extension unless the reason is unspecified (§5.3.1 says to omit it then).
+    pub fn push(&mut self, serial: &[u8], revoked_at: OffsetDateTime, reason: u8) {
+        let mut entry = Vec::with_capacity(64);
+        entry.push(0x02);
+        push_len(&mut entry, serial.len());
+        entry.extend_from_slice(serial);
+        push_time(&mut entry, revoked_at);
+        if reason != 0 {
+            // SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED reason } } }
+            let ext = [
+                &[0x06, 0x03, 0x55, 0x1d, 0x15][..],
+                &[0x04, 0x03, 0x0a, 0x01, reason][..],
+            ]
+            .concat();
+            entry.extend_from_slice(&tlv(0x30, &tlv(0x30, &ext)));
+        }
+        self.buf.push(0x30);
+        push_len(&mut self.buf, entry.len());
+        self.buf.extend_from_slice(&entry);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// What kind of CRL to build.
+pub enum CrlKind<'a> {
+    /// A complete CRL; `freshest` is the URL of its delta CRL, when there is one.
+    Full { freshest: Option<&'a str> },
+    /// A delta CRL against the complete CRL numbered `base` (§5.2.4).
+    Delta { base: u64 },
+}
+
+/// A signed and verified CRL.
+pub struct SignedCrl {
+    pub der: Vec<u8>,
+    pub entries: u64,
+}
+
+fn crl_number(n: u64) -> Result<der::asn1::Uint, CaError> {
+    Ok(der::asn1::Uint::new(&n.to_be_bytes())?)
+}
+
+/// Build, sign in the token, verify, and return a v2 CRL.
+pub fn sign_crl(
+    issuer: &Issuer<'_>,
+    number: u64,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    revoked: RevokedList,
+    kind: CrlKind<'_>,
+) -> Result<SignedCrl, CaError> {
+    // rcgen refuses this too: a CRL that is already stale when made is a bug.
+    if next_update <= this_update {
+        return Err(CaError::Invalid(
+            "nextUpdate must be after thisUpdate".into(),
+        ));
+    }
+    let alg = issuer.spec.signature_algorithm();
+    let alg_der = algorithm_identifier(alg).to_der()?;
+
+    // §5.2.1 AKI: the issuer's own key identifier (not its certificate's AKI).
+    let mut exts = vec![
+        extension(
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(issuer.key_id.clone())?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+        // §5.2.3 CRL Number, non-critical, shared by complete and delta CRLs.
+        extension(false, &CrlNumber(crl_number(number)?))?,
+    ];
+    match kind {
+        CrlKind::Full {
+            freshest: Some(url),
+        } => exts.push(extension(
+            false,
+            &FreshestCrl(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![
+                    GeneralName::UniformResourceIdentifier(der::asn1::Ia5String::new(url)?),
+                ])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )?),
+        CrlKind::Full { freshest: None } => {}
+        // §5.2.4 Delta CRL Indicator, critical.
+        CrlKind::Delta { base } => exts.push(extension(true, &BaseCrlNumber(crl_number(base)?))?),
+    }
+    let mut ext_seq = Vec::new();
+    for e in &exts {
+        ext_seq.extend_from_slice(&e.to_der()?);
+    }
+
+    let mut tbs_content = Vec::with_capacity(revoked.buf.len() + 512);
+    tbs_content.extend_from_slice(&[0x02, 0x01, 0x01]); // version v2
+    tbs_content.extend_from_slice(&alg_der);
+    tbs_content.extend_from_slice(&issuer.name.to_der()?);
+    push_time(&mut tbs_content, this_update);
+    push_time(&mut tbs_content, next_update);
+    let entries = revoked.count;
+    // §5.1.2.6: absent, not empty, when nothing is revoked.
+    if !revoked.is_empty() {
+        tbs_content.push(0x30);
+        push_len(&mut tbs_content, revoked.buf.len());
+        tbs_content.extend_from_slice(&revoked.buf);
+    }
+    drop(revoked);
+    tbs_content.extend_from_slice(&tlv(0xa0, &tlv(0x30, &ext_seq)));
+    let mut tbs = Vec::with_capacity(tbs_content.len() + 6);
+    tbs.push(0x30);
+    push_len(&mut tbs, tbs_content.len());
+    tbs.extend_from_slice(&tbs_content);
+    drop(tbs_content);
+
+    let signature = issuer.signer.sign_digest(alg, &digest(alg, &tbs))?;
+    verify_signature(&issuer.spki_der, alg, &tbs, &signature).map_err(CaError::BadSignature)?;
+
+    let mut bits = Vec::with_capacity(signature.len() + 1);
+    bits.push(0);
+    bits.extend_from_slice(&signature);
+    let tail = [alg_der, tlv(0x03, &bits)].concat();
+    let mut der = Vec::with_capacity(tbs.len() + tail.len() + 6);
+    der.push(0x30);
+    push_len(&mut der, tbs.len() + tail.len());
+    der.extend_from_slice(&tbs);
+    der.extend_from_slice(&tail);
+    Ok(SignedCrl { der, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lengths_use_the_minimal_long_form() {
+        let mut v = Vec::new();
+        push_len(&mut v, 0x7f);
+        push_len(&mut v, 0x80);
+        push_len(&mut v, 0x1_0000);
+        assert_eq!(v, vec![0x7f, 0x81, 0x80, 0x83, 0x01, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn times_switch_to_generalized_in_2050() {
+        let mut v = Vec::new();
+        push_time(&mut v, time::macros::datetime!(2049-12-31 23:59:59 UTC));
+        assert_eq!(&v[..2], &[0x17, 13]);
+        v.clear();
+        push_time(&mut v, time::macros::datetime!(2050-01-01 00:00:00 UTC));
+        assert_eq!(&v[..2], &[0x18, 15]);
+    }
+
+    #[test]
+    fn an_entry_parses_back_with_its_reason() {
+        use der::Decode;
+        let mut l = RevokedList::default();
+        l.push(
+            &[0x01, 0x02],
+            time::macros::datetime!(2026-01-01 00:00:00 UTC),
+            1,
+        );
+        let rc: x509_cert::crl::RevokedCert =
+            x509_cert::crl::RevokedCert::from_der(&l.buf).unwrap();
+        assert_eq!(rc.serial_number.as_bytes(), &[0x01, 0x02]);
+        let exts = rc.crl_entry_extensions.unwrap();
+        assert_eq!(exts[0].extn_id, const_oid::db::rfc5280::ID_CE_CRL_REASONS);
+    }
+}

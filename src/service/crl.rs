@@ -1,0 +1,361 @@
+//! CRL publication: full and delta CRLs per CA, signed in the token, rebuilt on a timer,
+//! shortly after revocations (bursts coalesced), and on request. GETs are served from an
+//! in-memory copy of what was last published; nothing is built or signed on that path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::{Pki, ServiceError};
+use crate::ca::crl::{sign_crl, CrlKind, RevokedList, REMOVE_FROM_CRL};
+use crate::ca::Issuer;
+use crate::policy::Ttl;
+use crate::store::{CrlMeta, DeltaMeta, RevChange};
+use crate::types::now;
+
+/// CRL timings and switches, from the `[crl]` configuration section.
+#[derive(Debug, Clone)]
+pub struct CrlSettings {
+    pub next_update: Ttl,
+    pub rebuild_interval: Ttl,
+    pub rebuild_on_revoke: bool,
+    pub revoke_delay: Duration,
+    pub delta: bool,
+}
+
+impl Default for CrlSettings {
+    fn default() -> Self {
+        CrlSettings {
+            next_update: Ttl::from_secs(72 * 3600),
+            rebuild_interval: Ttl::from_secs(3600),
+            rebuild_on_revoke: true,
+            revoke_delay: Duration::from_secs(1),
+            delta: true,
+        }
+    }
+}
+
+/// A published CRL held in memory for GETs.
+#[derive(Debug)]
+pub struct CachedCrl {
+    pub der: Vec<u8>,
+    pub etag: String,
+    pub number: u64,
+    pub next_update: OffsetDateTime,
+}
+
+/// Process-wide CRL state of the service.
+#[derive(Default)]
+pub struct CrlState {
+    full: Mutex<HashMap<String, Arc<CachedCrl>>>,
+    delta: Mutex<HashMap<String, Arc<CachedCrl>>>,
+    /// One build at a time per CA, so numbers are published in order.
+    building: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    notify: Mutex<Option<mpsc::Sender<String>>>,
+}
+
+fn etag(der: &[u8]) -> String {
+    use sha2::Digest;
+    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(der)[..16]))
+}
+
+impl Pki {
+    fn build_lock(&self, ca_id: &str) -> Arc<Mutex<()>> {
+        let mut m = self.crl.building.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(ca_id.to_string()).or_default().clone()
+    }
+
+    fn delta_url(&self, ca_id: &str) -> Option<String> {
+        if !self.settings.crl.delta {
+            return None;
+        }
+        self.settings
+            .public_base_url
+            .as_deref()
+            .map(|b| format!("{}/v1/pki/ca/{ca_id}/crl/delta", b.trim_end_matches('/')))
+    }
+
+    /// Build, sign, verify and publish a complete CRL for one CA (and, when deltas are on,
+    /// a fresh empty delta against it). Works for inactive and revoked CAs too: relying
+    /// parties still need their CRLs.
+    pub fn rebuild_crl(&self, ca_id: &str) -> Result<CrlMeta, ServiceError> {
+        let lock = self.build_lock(ca_id);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let ca = self.ca_public(ca_id)?;
+        let key = ca.key_ref();
+        let signer = self.token.signer(&key);
+        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+
+        // Read the log position first: anything revoked during the scan is either in this
+        // CRL or has a later sequence number, so the next delta lists it.
+        let base_rev_seq = self.store.last_rev_seq(ca_id)?;
+        let mut list = RevokedList::default();
+        self.store.for_each_revoked(ca_id, |e| {
+            let at = OffsetDateTime::from_unix_timestamp(e.revoked_at)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            list.push(&e.serial, at, e.reason);
+            Ok(())
+        })?;
+        let number = self.store.reserve_crl_number(ca_id)?;
+        let this_update = now();
+        let next_update = this_update + self.settings.crl.next_update.as_duration();
+        let freshest = self.delta_url(ca_id);
+        let signed = sign_crl(
+            &issuer,
+            number,
+            this_update,
+            next_update,
+            list,
+            CrlKind::Full {
+                freshest: freshest.as_deref(),
+            },
+        )?;
+        let meta = CrlMeta {
+            number,
+            this_update,
+            next_update,
+            etag: etag(&signed.der),
+            entries: signed.entries,
+            size: signed.der.len() as u64,
+            base_rev_seq,
+            delta: None,
+        };
+        if self.store.publish_crl(ca_id, &meta, &signed.der)? {
+            self.cache(false, ca_id, signed.der, &meta.etag, number, next_update);
+            tracing::info!(
+                ca_id,
+                number,
+                entries = meta.entries,
+                bytes = meta.size,
+                "CRL published"
+            );
+        }
+        drop(_guard);
+        if self.settings.crl.delta {
+            self.rebuild_delta(ca_id)?;
+        }
+        Ok(meta)
+    }
+
+    /// Build and publish a delta CRL: every change since the current complete CRL, the
+    /// latest change per serial winning; a released hold is listed as removeFromCRL.
+    pub fn rebuild_delta(&self, ca_id: &str) -> Result<Option<DeltaMeta>, ServiceError> {
+        let lock = self.build_lock(ca_id);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(base) = self.store.crl_meta(ca_id)? else {
+            return Ok(None);
+        };
+        let ca = self.ca_public(ca_id)?;
+        let key = ca.key_ref();
+        let signer = self.token.signer(&key);
+        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+
+        let mut latest: Vec<(Vec<u8>, i64, u8)> = Vec::new();
+        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        for change in self.store.rev_changes_since(ca_id, base.base_rev_seq)? {
+            let (serial, at, reason) = match change {
+                RevChange::Revoked(e) => (e.serial, e.revoked_at, e.reason),
+                RevChange::Released { serial, at } => (serial, at, REMOVE_FROM_CRL),
+            };
+            match seen.get(&serial) {
+                Some(&i) => latest[i] = (serial, at, reason),
+                None => {
+                    seen.insert(serial.clone(), latest.len());
+                    latest.push((serial, at, reason));
+                }
+            }
+        }
+        let mut list = RevokedList::with_capacity(latest.len());
+        for (serial, at, reason) in &latest {
+            let at = OffsetDateTime::from_unix_timestamp(*at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            list.push(serial, at, *reason);
+        }
+        let number = self.store.reserve_crl_number(ca_id)?;
+        let this_update = now();
+        // A delta is only as good as its base: it expires with it.
+        let next_update = base
+            .next_update
+            .max(this_update + time::Duration::minutes(1));
+        let signed = sign_crl(
+            &issuer,
+            number,
+            this_update,
+            next_update,
+            list,
+            CrlKind::Delta { base: base.number },
+        )?;
+        let delta = DeltaMeta {
+            number,
+            base_number: base.number,
+            this_update,
+            next_update,
+            etag: etag(&signed.der),
+            entries: signed.entries,
+        };
+        if self.store.publish_delta(ca_id, &delta, &signed.der)? {
+            self.cache(true, ca_id, signed.der, &delta.etag, number, next_update);
+        }
+        Ok(Some(delta))
+    }
+
+    fn cache(
+        &self,
+        delta: bool,
+        ca_id: &str,
+        der: Vec<u8>,
+        etag: &str,
+        number: u64,
+        next_update: OffsetDateTime,
+    ) {
+        let map = if delta {
+            &self.crl.delta
+        } else {
+            &self.crl.full
+        };
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(ca_id).is_some_and(|c| c.number >= number) {
+            return;
+        }
+        m.insert(
+            ca_id.to_string(),
+            Arc::new(CachedCrl {
+                der,
+                etag: etag.to_string(),
+                number,
+                next_update,
+            }),
+        );
+    }
+
+    /// The last published CRL of a CA, from memory (loaded from disk once after a start).
+    pub fn published_crl(&self, ca_id: &str, delta: bool) -> Result<Arc<CachedCrl>, ServiceError> {
+        let map = if delta {
+            &self.crl.delta
+        } else {
+            &self.crl.full
+        };
+        if let Some(c) = map.lock().unwrap_or_else(|p| p.into_inner()).get(ca_id) {
+            return Ok(c.clone());
+        }
+        self.ca_public(ca_id)?;
+        let not_yet = || ServiceError::CrlNotAvailable(ca_id.to_string());
+        let meta = self.store.crl_meta(ca_id)?.ok_or_else(not_yet)?;
+        let der = self.store.read_crl(ca_id, delta)?.ok_or_else(not_yet)?;
+        let (number, next_update) = if delta {
+            let d = meta.delta.as_ref().ok_or_else(not_yet)?;
+            (d.number, d.next_update)
+        } else {
+            (meta.number, meta.next_update)
+        };
+        let e = etag(&der);
+        self.cache(delta, ca_id, der, &e, number, next_update);
+        map.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ca_id)
+            .cloned()
+            .ok_or_else(not_yet)
+    }
+
+    /// A CA's revocations changed: rebuild its CRLs soon (coalesced), if configured to.
+    pub(crate) fn crl_changed(&self, ca_id: &str) {
+        if !self.settings.crl.rebuild_on_revoke {
+            return;
+        }
+        if let Some(tx) = self
+            .crl
+            .notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(ca_id.to_string());
+        }
+    }
+
+    /// Rebuild every CA's CRL; failures are logged and retried at the next run.
+    pub fn rebuild_all_crls(&self) {
+        let ids = match self.store.all_ca_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list CAs for the CRL rebuild");
+                return;
+            }
+        };
+        for id in ids {
+            if let Err(e) = self.rebuild_crl(&id) {
+                tracing::warn!(ca_id = %id, error = %e, "CRL rebuild failed; will retry");
+            }
+        }
+    }
+
+    /// Start the background worker: CAs without a CRL get one now, every CA is rebuilt each
+    /// `rebuild_interval`, and after a revocation its CA is rebuilt once `revoke_delay` has
+    /// passed with no further revocation of that burst.
+    pub fn start_crl_worker(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
+        let (tx, rx) = mpsc::channel::<String>();
+        *self.crl.notify.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        let pki = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("crl-worker".into())
+            .spawn(move || pki.crl_worker(rx))
+            .unwrap_or_else(|e| {
+                // Without the worker CRLs still rebuild on POST; say so loudly.
+                tracing::error!(error = %e, "cannot start the CRL worker thread");
+                std::thread::spawn(|| {})
+            })
+    }
+
+    fn crl_worker(&self, rx: mpsc::Receiver<String>) {
+        if let Ok(ids) = self.store.all_ca_ids() {
+            for id in ids {
+                if matches!(self.store.crl_meta(&id), Ok(None)) {
+                    if let Err(e) = self.rebuild_crl(&id) {
+                        tracing::warn!(ca_id = %id, error = %e, "initial CRL failed; will retry");
+                    }
+                }
+            }
+        }
+        let interval = Duration::from_secs(self.settings.crl.rebuild_interval.as_secs().max(1));
+        let mut next_full = Instant::now() + interval;
+        let mut pending: HashSet<String> = HashSet::new();
+        let mut due: Option<Instant> = None;
+        loop {
+            let wake = due.map_or(next_full, |d| d.min(next_full));
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(id) => {
+                    pending.insert(id);
+                    // Coalesce: a burst is built once, revoke_delay after its last revocation.
+                    due = Some(Instant::now() + self.settings.crl.revoke_delay);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if due.is_some_and(|d| d <= now) {
+                for id in pending.drain() {
+                    if let Err(e) = self.rebuild_crl(&id) {
+                        tracing::warn!(ca_id = %id, error = %e, "CRL rebuild after revocation failed; the timer will retry");
+                    }
+                }
+                due = None;
+            }
+            if next_full <= now {
+                self.rebuild_all_crls();
+                next_full = Instant::now() + interval;
+            }
+        }
+    }
+
+    /// Stop the worker (it exits when its channel closes).
+    pub fn stop_crl_worker(&self) {
+        self.crl
+            .notify
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+}
