@@ -1,6 +1,6 @@
 //! `/v1/pki/ca` endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, PathParam, QueryParams};
 use super::{blocking, AppState};
 use crate::ca::pem;
 use crate::service::cas::CreateCaRequest;
@@ -98,7 +98,7 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<CaView>, ApiError> {
     let rec = st.pki.ca_for(&who, &id)?;
     Ok(Json(CaView::new(&rec, &st.token_label)))
@@ -113,7 +113,7 @@ pub struct PatchCa {
 pub async fn patch(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(body): JsonBody<PatchCa>,
 ) -> Result<Json<CaView>, ApiError> {
     let Some(active) = body.is_active else {
@@ -140,8 +140,8 @@ pub struct FormatQuery {
 /// for `?format=pem`.
 pub async fn certificate(
     State(st): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<FormatQuery>,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<FormatQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let rec = st.pki.ca_public(&id)?;

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, PathParam, QueryParams};
 use super::{blocking, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
@@ -63,7 +63,7 @@ fn issued_view(i: &Issued) -> Value {
 pub async fn issue(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(role): Path<String>,
+    PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<IssueRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
@@ -74,7 +74,7 @@ pub async fn issue(
 pub async fn sign(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(role): Path<String>,
+    PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
@@ -85,7 +85,7 @@ pub async fn sign(
 pub async fn renew(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // An empty body means "renew with the defaults".
@@ -143,7 +143,7 @@ fn filter_from(q: HashMap<String, String>) -> Result<CertFilter, ApiError> {
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Query(q): Query<HashMap<String, String>>,
+    QueryParams(q): QueryParams<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let f = filter_from(q)?;
     let pki = st.pki.clone();
@@ -158,7 +158,7 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let rec = st.pki.cert_for(&who, &id)?;
     let chain = st.pki.chain_for(&rec)?;
@@ -182,7 +182,7 @@ pub async fn get(
 pub async fn private_key(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     let pki = st.pki.clone();
     let (pem, key_type) = blocking(move || pki.stored_private_key(&who, &id)).await?;

@@ -1,6 +1,6 @@
 //! Revocation and CRL endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, PathParam, QueryParams};
 use super::{blocking, AppState};
 use crate::ca::pem;
 use crate::service::revoke::{RevokeRequest, UnrevokeRequest};
@@ -54,7 +54,7 @@ pub async fn unrevoke(
 pub async fn rebuild(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     st.pki.ca_for(&who, &id)?;
     let pki = st.pki.clone();
@@ -76,8 +76,8 @@ pub struct CrlQuery {
 /// `GET /v1/pki/ca/{id}/crl`: public, from memory; DER unless PEM is asked for.
 pub async fn get_full(
     State(st): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<CrlQuery>,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<CrlQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     serve(st, id, q, headers, false).await
@@ -86,8 +86,8 @@ pub async fn get_full(
 /// `GET /v1/pki/ca/{id}/crl/delta`.
 pub async fn get_delta(
     State(st): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<CrlQuery>,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<CrlQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     serve(st, id, q, headers, true).await

@@ -1,12 +1,12 @@
 //! `/v1/pki/roles` endpoints.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody};
+use super::extract::{Caller, JsonBody, PathParam};
 use super::{blocking, AppState};
 use crate::policy::Role;
 use crate::service::roles::RoleRequest;
@@ -73,7 +73,7 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(role_view(&st.pki.role_for(&who, &name)?)))
 }
@@ -81,7 +81,7 @@ pub async fn get(
 pub async fn replace(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
     JsonBody(req): JsonBody<RoleRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let pki = st.pki.clone();
@@ -92,7 +92,7 @@ pub async fn replace(
 pub async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
     let pki = st.pki.clone();
     blocking(move || pki.delete_role(&who, &name)).await?;
