@@ -255,7 +255,7 @@ impl Store {
                 entry_value(e.revoked_at, e.reason, e.rev_seq),
             );
             n += 1;
-            if n % 10_000 == 0 {
+            if n.is_multiple_of(10_000) {
                 self.revoked.apply_batch(std::mem::take(&mut batch))?;
             }
         }
