@@ -199,3 +199,34 @@ mod tests {
         assert!(e.contains("aa_compromise"), "{e}");
     }
 }
+
+impl Pki {
+    /// If this exact certificate (by DER) is one we track for the caller's tenant and it is
+    /// revoked, its revocation. For chain validation: our own records are authoritative for
+    /// what our CAs issued, without waiting for a CRL.
+    pub fn our_revocation(
+        &self,
+        who: &Principal,
+        cert_der: &[u8],
+    ) -> Result<Option<Revocation>, ServiceError> {
+        use der::Decode;
+        let Ok(cert) = x509_cert::Certificate::from_der(cert_der) else {
+            return Ok(None);
+        };
+        let serial_hex = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
+        for id in self.store.ids_by_serial(&who.tenant, &serial_hex)? {
+            if id.starts_with("ca_") {
+                if let Some(ca) = self.store.get_ca(&id)? {
+                    if ca.certificate_der == cert_der {
+                        return Ok(ca.revocation);
+                    }
+                }
+            } else if let Some(c) = self.store.get_cert(&id)? {
+                if c.certificate_der == cert_der {
+                    return Ok(c.revocation);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
