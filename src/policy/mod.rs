@@ -359,7 +359,11 @@ pub fn approve_names(role: &Role, req: &RequestedNames) -> Result<ApprovedNames,
                 out.common_name = Some(cn.to_string());
             } else {
                 let n = names::check_dns_name(role, cn)?;
-                if !req.exclude_cn_from_sans && names::is_hostname(n.trim_start_matches("*.")) {
+                // A CN that passed the name rules goes into the SAN as long as it can be a
+                // dNSName at all (IA5, no spaces): with enforce_hostnames off that includes
+                // names like `under_score.example.org`.
+                let dns_shaped = !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic());
+                if !req.exclude_cn_from_sans && dns_shaped {
                     out.dns.push(n.clone());
                 }
                 out.common_name = Some(n);

@@ -173,6 +173,13 @@ impl Pki {
             .generate_key_pair(spec, &format!("scaivault-ca-{id}"))?;
         let result =
             self.sign_and_store_ca(who, &req, &id, spec, days, parent.as_ref(), &generated);
+        if let Ok(rec) = &result {
+            // A CA has a valid, empty CRL from its creation on. Should the token fail right
+            // here, the CRL worker builds it at its next run.
+            if let Err(e) = self.rebuild_crl(&rec.id) {
+                tracing::warn!(ca_id = %rec.id, error = %e, "first CRL failed; the worker will retry");
+            }
+        }
         if result.is_err() {
             // The key would otherwise be an orphan in the token that no record points to.
             if let Err(e) = self.token.destroy_key_pair(&generated.key) {

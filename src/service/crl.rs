@@ -13,7 +13,7 @@ use super::{Pki, ServiceError};
 use crate::ca::crl::{sign_crl, CrlKind, RevokedList, REMOVE_FROM_CRL};
 use crate::ca::Issuer;
 use crate::policy::Ttl;
-use crate::store::{CrlMeta, DeltaMeta, RevChange};
+use crate::store::{CrlMeta, DeltaBase, DeltaMeta, RevChange};
 use crate::types::now;
 
 /// CRL timings and switches, from the `[crl]` configuration section.
@@ -78,10 +78,20 @@ impl Pki {
             .map(|b| format!("{}/v1/pki/ca/{ca_id}/crl/delta", b.trim_end_matches('/')))
     }
 
-    /// Build, sign, verify and publish a complete CRL for one CA (and, when deltas are on,
-    /// a fresh empty delta against it). Works for inactive and revoked CAs too: relying
-    /// parties still need their CRLs.
+    /// Build, sign, verify and publish a complete CRL for one CA, which becomes the base of
+    /// its delta CRLs (timer, request, creation). Works for inactive and revoked CAs too:
+    /// relying parties still need their CRLs.
     pub fn rebuild_crl(&self, ca_id: &str) -> Result<CrlMeta, ServiceError> {
+        self.rebuild(ca_id, true)
+    }
+
+    /// The rebuild that follows revocations: a new complete CRL, while deltas keep their
+    /// base and list everything since it.
+    fn rebuild_after_revocation(&self, ca_id: &str) -> Result<CrlMeta, ServiceError> {
+        self.rebuild(ca_id, false)
+    }
+
+    fn rebuild(&self, ca_id: &str, new_delta_base: bool) -> Result<CrlMeta, ServiceError> {
         let lock = self.build_lock(ca_id);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         let ca = self.ca_public(ca_id)?;
@@ -113,6 +123,16 @@ impl Pki {
                 freshest: freshest.as_deref(),
             },
         )?;
+        let this_base = DeltaBase {
+            number,
+            rev_seq: base_rev_seq,
+            next_update,
+        };
+        let previous = self.store.crl_meta(ca_id)?;
+        let delta_base = match (&previous, new_delta_base) {
+            (Some(p), false) => p.delta_base.unwrap_or(this_base),
+            _ => this_base,
+        };
         let meta = CrlMeta {
             number,
             this_update,
@@ -121,7 +141,8 @@ impl Pki {
             entries: signed.entries,
             size: signed.der.len() as u64,
             base_rev_seq,
-            delta: None,
+            delta: previous.and_then(|p| p.delta),
+            delta_base: Some(delta_base),
         };
         if self.store.publish_crl(ca_id, &meta, &signed.der)? {
             self.cache(false, ca_id, signed.der, &meta.etag, number, next_update);
@@ -145,7 +166,7 @@ impl Pki {
     pub fn rebuild_delta(&self, ca_id: &str) -> Result<Option<DeltaMeta>, ServiceError> {
         let lock = self.build_lock(ca_id);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(base) = self.store.crl_meta(ca_id)? else {
+        let Some(base) = self.store.crl_meta(ca_id)?.and_then(|m| m.delta_base) else {
             return Ok(None);
         };
         let ca = self.ca_public(ca_id)?;
@@ -155,7 +176,7 @@ impl Pki {
 
         let mut latest: Vec<(Vec<u8>, i64, u8)> = Vec::new();
         let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-        for change in self.store.rev_changes_since(ca_id, base.base_rev_seq)? {
+        for change in self.store.rev_changes_since(ca_id, base.rev_seq)? {
             let (serial, at, reason) = match change {
                 RevChange::Revoked(e) => (e.serial, e.revoked_at, e.reason),
                 RevChange::Released { serial, at } => (serial, at, REMOVE_FROM_CRL),
@@ -337,7 +358,7 @@ impl Pki {
             let now = Instant::now();
             if due.is_some_and(|d| d <= now) {
                 for id in pending.drain() {
-                    if let Err(e) = self.rebuild_crl(&id) {
+                    if let Err(e) = self.rebuild_after_revocation(&id) {
                         tracing::warn!(ca_id = %id, error = %e, "CRL rebuild after revocation failed; the timer will retry");
                     }
                 }

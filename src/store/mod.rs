@@ -18,7 +18,9 @@ use sled::Transactional;
 
 pub use certs::{CertPage, CertQuery};
 pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
-pub use revocations::{CrlMeta, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee};
+pub use revocations::{
+    CrlMeta, DeltaBase, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee,
+};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -143,23 +145,26 @@ impl Store {
         let nkey = name_key(&rec.tenant, &rec.name);
         let issuer = rec.parent_id.as_deref().unwrap_or(&rec.id);
         let skey = serial_key(issuer, &rec.serial_hex);
-        let result =
-            (&self.cas, &self.ca_names, &self.serials).transaction(|(cas, names, serials)| {
-                if names.get(&nkey)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::NameTaken(
-                        rec.name.clone(),
-                    )));
-                }
-                if serials.get(&skey)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(
-                        StoreError::SerialTaken(rec.serial_hex.clone()),
-                    ));
-                }
-                names.insert(nkey.as_slice(), rec.id.as_bytes())?;
-                serials.insert(skey.as_slice(), rec.id.as_bytes())?;
-                cas.insert(rec.id.as_bytes(), value.as_slice())?;
-                Ok(())
-            });
+        let by_serial = revocations::serial_index_key(&rec.tenant, &rec.serial_hex, &rec.id);
+        let trees = (&self.cas, &self.ca_names, &self.serials, &self.idx_serial);
+        let result = trees.transaction(|(cas, names, serials, idx_serial)| {
+            if names.get(&nkey)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(StoreError::NameTaken(
+                    rec.name.clone(),
+                )));
+            }
+            if serials.get(&skey)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(
+                    StoreError::SerialTaken(rec.serial_hex.clone()),
+                ));
+            }
+            names.insert(nkey.as_slice(), rec.id.as_bytes())?;
+            serials.insert(skey.as_slice(), rec.id.as_bytes())?;
+            // So a CA's own certificate can be revoked by serial, like any other.
+            idx_serial.insert(by_serial.as_slice(), &[])?;
+            cas.insert(rec.id.as_bytes(), value.as_slice())?;
+            Ok(())
+        });
         match result {
             Ok(()) => self.flush(),
             Err(TransactionError::Abort(e)) => Err(e),

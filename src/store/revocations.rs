@@ -52,6 +52,19 @@ pub struct CrlMeta {
     pub base_rev_seq: u64,
     #[serde(default)]
     pub delta: Option<DeltaMeta>,
+    /// The complete CRL that delta CRLs are built against: the last one built by the timer,
+    /// on request or at creation. Rebuilds after revocations keep it, so deltas accumulate
+    /// the changes since then instead of being emptied by every revocation.
+    #[serde(default)]
+    pub delta_base: Option<DeltaBase>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct DeltaBase {
+    pub number: u64,
+    pub rev_seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_update: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -381,11 +394,14 @@ impl Store {
         let Some(mut meta) = self.crl_meta(ca_id)? else {
             return Ok(false);
         };
+        let base_matches = meta
+            .delta_base
+            .is_some_and(|b| b.number == delta.base_number);
         if meta
             .delta
             .as_ref()
             .is_some_and(|d| d.number >= delta.number)
-            || meta.number != delta.base_number
+            || !base_matches
         {
             return Ok(false);
         }
