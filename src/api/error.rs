@@ -65,6 +65,7 @@ impl From<ServiceError> for ApiError {
             E::KeyMismatch => (StatusCode::BAD_REQUEST, "key_mismatch"),
             E::InvalidChain(_) => (StatusCode::BAD_REQUEST, "invalid_chain"),
             E::InvalidCertificate(_) => (StatusCode::BAD_REQUEST, "invalid_certificate"),
+            E::InvalidCrl(_) => (StatusCode::BAD_REQUEST, "invalid_crl"),
             E::CaInactive(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_inactive"),
             E::CaExpired(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_expired"),
             E::HsmUnavailable(m) => {

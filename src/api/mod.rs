@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod roles;
 mod sys;
+mod validate;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pki/sign/{role}", post(certs::sign))
         .route("/v1/pki/certificates", get(certs::list))
         .route("/v1/pki/certificates/import", post(certs::import))
+        .route("/v1/pki/certificates/validate", post(validate::validate))
         .route("/v1/pki/certificates/{id}", get(certs::get))
         .route(
             "/v1/pki/certificates/{id}/private-key",

@@ -18,6 +18,29 @@ pub enum VerifyError {
     Invalid,
 }
 
+/// The key bits of a SubjectPublicKeyInfo: an EC point, or an RSAPublicKey in DER —
+/// the form `ring` takes.
+fn key_bits(spki_der: &[u8]) -> Result<&[u8], VerifyError> {
+    use der::Decode;
+    spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map(|s| s.subject_public_key.raw_bytes())
+        .map_err(|e| VerifyError::Key(e.to_string()))
+}
+
+/// Verify with one of `ring`'s algorithms. `ring` is about three times faster than the
+/// RustCrypto verifiers here (P-256: ~70 µs against ~220 µs, measured on the 2-core CI
+/// machine; see BENCHMARKS.md), and issuance verifies two signatures per certificate.
+fn ring_verify(
+    alg: &'static dyn ring::signature::VerificationAlgorithm,
+    spki_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), VerifyError> {
+    ring::signature::UnparsedPublicKey::new(alg, key_bits(spki_der)?)
+        .verify(message, signature)
+        .map_err(|_| VerifyError::Invalid)
+}
+
 /// Verify `signature` over `message` with the key in `spki_der`.
 pub fn verify_signature(
     spki_der: &[u8],
@@ -25,29 +48,36 @@ pub fn verify_signature(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
+    use ring::signature as r;
     match alg {
         SignatureAlgorithm::EcdsaSha256 => {
-            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                .map_err(|e| VerifyError::Key(e.to_string()))?;
-            let sig = p256::ecdsa::DerSignature::from_bytes(signature)
-                .map_err(|_| VerifyError::Malformed)?;
-            vk.verify(message, &sig).map_err(|_| VerifyError::Invalid)
+            ring_verify(&r::ECDSA_P256_SHA256_ASN1, spki_der, message, signature)
         }
         SignatureAlgorithm::EcdsaSha384 => {
-            let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der)
-                .map_err(|e| VerifyError::Key(e.to_string()))?;
-            let sig = p384::ecdsa::DerSignature::from_bytes(signature)
-                .map_err(|_| VerifyError::Malformed)?;
-            vk.verify(message, &sig).map_err(|_| VerifyError::Invalid)
+            ring_verify(&r::ECDSA_P384_SHA384_ASN1, spki_der, message, signature)
         }
         SignatureAlgorithm::RsaPkcs1Sha256 => {
-            let pk = rsa::PublicKey::from_public_key_der(spki_der)
-                .map_err(|e| VerifyError::Key(e.to_string()))?;
-            let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk);
-            let sig = rsa::pkcs1v15::Signature::try_from(signature)
-                .map_err(|_| VerifyError::Malformed)?;
-            vk.verify(message, &sig).map_err(|_| VerifyError::Invalid)
+            ring_verify(&r::RSA_PKCS1_2048_8192_SHA256, spki_der, message, signature)
         }
+    }
+}
+
+/// Which curve an EC SubjectPublicKeyInfo names, if it is one we know.
+fn ec_curve(spki_der: &[u8]) -> Option<u32> {
+    use der::Decode;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der).ok()?;
+    if spki.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY {
+        return None;
+    }
+    let curve = spki
+        .algorithm
+        .parameters?
+        .decode_as::<const_oid::ObjectIdentifier>()
+        .ok()?;
+    match curve {
+        c if c == const_oid::db::rfc5912::SECP_256_R_1 => Some(256),
+        c if c == const_oid::db::rfc5912::SECP_384_R_1 => Some(384),
+        _ => None,
     }
 }
 
@@ -63,6 +93,40 @@ pub fn verify_by_algorithm(
     use sha2::{Digest, Sha256, Sha384, Sha512};
 
     let unsupported = || VerifyError::Key(format!("unsupported signature algorithm {}", alg.oid));
+
+    // Fast path: the combinations `ring` implements. A failed verification here is final;
+    // only combinations `ring` lacks (ECDSA with SHA-512, RSA below 2048 bits, PSS with a
+    // salt other than the hash length) go on to the RustCrypto verifiers below.
+    {
+        use ring::signature as r;
+        let ring_alg: Option<&'static dyn r::VerificationAlgorithm> =
+            match (alg.oid, ec_curve(spki_der)) {
+                (o, Some(256)) if o == oids::ECDSA_WITH_SHA_256 => Some(&r::ECDSA_P256_SHA256_ASN1),
+                (o, Some(256)) if o == oids::ECDSA_WITH_SHA_384 => Some(&r::ECDSA_P256_SHA384_ASN1),
+                (o, Some(384)) if o == oids::ECDSA_WITH_SHA_256 => Some(&r::ECDSA_P384_SHA256_ASN1),
+                (o, Some(384)) if o == oids::ECDSA_WITH_SHA_384 => Some(&r::ECDSA_P384_SHA384_ASN1),
+                _ => None,
+            };
+        // Parsing an RSA key is not free: only when the algorithm says RSA.
+        let rsa_ok = ring_alg.is_none()
+            && public_key_kind(spki_der)
+                .is_ok_and(|(t, bits)| t == crate::keys::KeyType::Rsa && bits >= 2048);
+        let ring_rsa: Option<&'static dyn r::VerificationAlgorithm> = match alg.oid {
+            o if rsa_ok && o == oids::SHA_256_WITH_RSA_ENCRYPTION => {
+                Some(&r::RSA_PKCS1_2048_8192_SHA256)
+            }
+            o if rsa_ok && o == oids::SHA_384_WITH_RSA_ENCRYPTION => {
+                Some(&r::RSA_PKCS1_2048_8192_SHA384)
+            }
+            o if rsa_ok && o == oids::SHA_512_WITH_RSA_ENCRYPTION => {
+                Some(&r::RSA_PKCS1_2048_8192_SHA512)
+            }
+            _ => None,
+        };
+        if let Some(a) = ring_alg.or(ring_rsa) {
+            return ring_verify(a, spki_der, message, signature);
+        }
+    }
     let digest = |oid: const_oid::ObjectIdentifier| -> Option<Vec<u8>> {
         Some(match oid {
             o if o == oids::ID_SHA_256 => Sha256::digest(message).to_vec(),

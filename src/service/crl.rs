@@ -2,7 +2,7 @@
 //! shortly after revocations (bursts coalesced), and on request. GETs are served from an
 //! in-memory copy of what was last published; nothing is built or signed on that path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -340,29 +340,41 @@ impl Pki {
             }
         }
         let interval = Duration::from_secs(self.settings.crl.rebuild_interval.as_secs().max(1));
+        let delay = self.settings.crl.revoke_delay;
+        // However steady a stream of revocations, a CA's CRL is rebuilt at most this long
+        // after its first pending revocation.
+        let cap = delay.saturating_mul(2).max(Duration::from_millis(500));
         let mut next_full = Instant::now() + interval;
-        let mut pending: HashSet<String> = HashSet::new();
-        let mut due: Option<Instant> = None;
+        // Per CA: (first pending revocation, quiet-time deadline). Each CA coalesces its
+        // own bursts; one busy CA never holds back another's CRL.
+        let mut pending: HashMap<String, (Instant, Instant)> = HashMap::new();
         loop {
-            let wake = due.map_or(next_full, |d| d.min(next_full));
+            let wake = pending
+                .values()
+                .map(|(first, due)| (*due).min(*first + cap))
+                .min()
+                .map_or(next_full, |d| d.min(next_full));
             match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(id) => {
-                    pending.insert(id);
-                    // Coalesce: a burst is built once, revoke_delay after its last revocation.
-                    due = Some(Instant::now() + self.settings.crl.revoke_delay);
+                    let now = Instant::now();
+                    let entry = pending.entry(id).or_insert((now, now));
+                    entry.1 = now + delay;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
             let now = Instant::now();
-            if due.is_some_and(|d| d <= now) {
-                for id in pending.drain() {
-                    if let Err(e) = self.rebuild_after_revocation(&id) {
-                        tracing::warn!(ca_id = %id, error = %e, "CRL rebuild after revocation failed; the timer will retry");
-                    }
+            let ready: Vec<String> = pending
+                .iter()
+                .filter(|(_, (first, due))| *due <= now || *first + cap <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in ready {
+                pending.remove(&id);
+                if let Err(e) = self.rebuild_after_revocation(&id) {
+                    tracing::warn!(ca_id = %id, error = %e, "CRL rebuild after revocation failed; the timer will retry");
                 }
-                due = None;
             }
             if next_full <= now {
                 self.rebuild_all_crls();

@@ -12,6 +12,7 @@ pub mod input;
 pub mod issue;
 pub mod revoke;
 pub mod roles;
+pub mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub enum ServiceError {
     InvalidChain(String),
     #[error("{0}")]
     InvalidCertificate(String),
+    #[error("{0}")]
+    InvalidCrl(String),
     #[error("this certificate is already tracked")]
     CertificateExists,
     #[error("more than one certificate has serial {0}")]

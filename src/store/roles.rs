@@ -16,20 +16,24 @@ impl Store {
         }
     }
 
-    /// Replace an existing role. Returns false when there is none.
+    /// Replace an existing role (compare-and-swap, retried when another write got there
+    /// first). Returns false when there is none.
     pub fn replace_role(&self, role: &Role) -> Result<bool, StoreError> {
         let key = name_key(&role.tenant, &role.name);
-        let Some(old) = self.roles.get(&key)? else {
-            return Ok(false);
-        };
-        let swapped = self
-            .roles
-            .compare_and_swap(key, Some(old), Some(encode(role)?))?
-            .is_ok();
-        if swapped {
-            self.flush()?;
+        let new = encode(role)?;
+        loop {
+            let Some(old) = self.roles.get(&key)? else {
+                return Ok(false);
+            };
+            if self
+                .roles
+                .compare_and_swap(&key, Some(old), Some(new.clone()))?
+                .is_ok()
+            {
+                self.flush()?;
+                return Ok(true);
+            }
         }
-        Ok(swapped)
     }
 
     pub fn get_role(&self, tenant: &str, name: &str) -> Result<Option<Role>, StoreError> {
