@@ -71,6 +71,9 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     }
 
     let crl_worker = pki.start_crl_worker();
+    // Twice the token sessions: every session stays busy while the rest hash, build
+    // certificates or wait on a shared flush.
+    api::set_work_limit(cfg.hsm.pool_size.saturating_mul(2));
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

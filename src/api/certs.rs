@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam, QueryParams};
-use super::{blocking, AppState};
+use super::{blocking, durable, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
 use crate::service::certs::{CertFilter, ImportRequest, DEFAULT_LIMIT, MAX_LIMIT};
@@ -67,7 +67,8 @@ pub async fn issue(
     JsonBody(req): JsonBody<IssueRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
-    let issued = blocking(move || pki.issue(&who, &role, req)).await?;
+    let pending = blocking(move || pki.issue(&who, &role, req)).await?;
+    let issued = durable(&st, pending).await?;
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 
@@ -78,7 +79,8 @@ pub async fn sign(
     JsonBody(req): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
-    let issued = blocking(move || pki.sign_csr(&who, &role, req)).await?;
+    let pending = blocking(move || pki.sign_csr(&who, &role, req)).await?;
+    let issued = durable(&st, pending).await?;
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 
@@ -95,7 +97,8 @@ pub async fn renew(
         super::extract::parse_json(&body)?
     };
     let pki = st.pki.clone();
-    let issued = blocking(move || pki.renew(&who, &id, req)).await?;
+    let pending = blocking(move || pki.renew(&who, &id, req)).await?;
+    let issued = durable(&st, pending).await?;
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 

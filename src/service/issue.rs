@@ -16,7 +16,7 @@ use crate::keys::KeyType;
 use crate::policy::{
     self, ApprovedNames, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, Ttl,
 };
-use crate::store::{CaRecord, CertRecord, CertSource, SealedKey, StoreError};
+use crate::store::{CaRecord, CertRecord, CertSource, SealedKey, StoreError, Ticket};
 use crate::types::{new_id, now, Serial};
 
 /// `POST /v1/pki/issue/{role}`.
@@ -69,6 +69,23 @@ pub struct RenewRequest {
     pub private_key_format: KeyFormat,
 }
 
+/// A certificate that is signed and written but not yet known to be on disk. Its content
+/// can only be had through [`Pki::make_durable`], so no caller can answer a client before
+/// the record is durable (ARCHITECTURE rule 3), while the wait itself holds no worker.
+#[must_use]
+pub struct Pending {
+    issued: Issued,
+    ticket: Ticket,
+}
+
+impl Pki {
+    /// Wait (as part of a group commit) until the certificate's record is on disk.
+    pub fn make_durable(&self, p: Pending) -> Result<Issued, ServiceError> {
+        self.store.wait_durable(p.ticket)?;
+        Ok(p.issued)
+    }
+}
+
 /// A certificate just issued, with what the client gets once.
 pub struct Issued {
     pub record: CertRecord,
@@ -94,7 +111,7 @@ impl Pki {
         who: &Principal,
         role_name: &str,
         req: IssueRequest,
-    ) -> Result<Issued, ServiceError> {
+    ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
         let names = policy::approve_names(
             &role,
@@ -117,7 +134,7 @@ impl Pki {
         names: ApprovedNames,
         ttl: Option<Ttl>,
         format: KeyFormat,
-    ) -> Result<Issued, ServiceError> {
+    ) -> Result<Pending, ServiceError> {
         let spec = role.issue_key_spec()?;
         // Check the CA before spending time on a key (RSA generation takes a while).
         let ca = self.ca_for(who, &role.ca_id)?;
@@ -132,9 +149,9 @@ impl Pki {
             ttl,
             source: CertSource::Issued,
         };
-        let mut issued = self.sign_and_record(who, &ca, plan, Some(&key))?;
-        issued.private_key_pem = Some(key.to_pem(format)?);
-        Ok(issued)
+        let mut pending = self.sign_and_record(who, &ca, plan, Some(&key))?;
+        pending.issued.private_key_pem = Some(key.to_pem(format)?);
+        Ok(pending)
     }
 
     pub fn sign_csr(
@@ -142,7 +159,7 @@ impl Pki {
         who: &Principal,
         role_name: &str,
         req: SignRequest,
-    ) -> Result<Issued, ServiceError> {
+    ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
         let csr = csr::parse_and_verify(&req.csr_pem)?;
         let key = match csr.key_type {
@@ -196,7 +213,7 @@ impl Pki {
         who: &Principal,
         cert_id: &str,
         req: RenewRequest,
-    ) -> Result<Issued, ServiceError> {
+    ) -> Result<Pending, ServiceError> {
         let old = self.cert_for(who, cert_id)?;
         let role_name = match (&old.source, &old.role) {
             (CertSource::Imported, _) | (_, None) => {
@@ -230,7 +247,7 @@ impl Pki {
         ca: &CaRecord,
         plan: LeafPlan<'_>,
         key: Option<&LeafKey>,
-    ) -> Result<Issued, ServiceError> {
+    ) -> Result<Pending, ServiceError> {
         let role = plan.role;
         let (not_before, not_after) = policy::validity(role, plan.ttl, ca.not_after, now())?;
         let not_before = not_before.max(ca.not_before);
@@ -314,15 +331,18 @@ impl Pki {
                 requested_by: who.token_id.clone(),
                 created_at: now(),
             };
-            match self.store.insert_cert(&mut rec) {
-                Ok(()) => {
+            match self.store.stage_cert(&mut rec) {
+                Ok(ticket) => {
                     tracing::info!(cert_id = %rec.id, ca_id = %ca.id, role = %role.name,
                         serial = %cert.serial.to_colon_hex(), "certificate issued");
-                    return Ok(Issued {
-                        certificate_pem: ca::pem("CERTIFICATE", &rec.certificate_der)?,
-                        ca_chain: self.chain_pems(ca)?,
-                        record: rec,
-                        private_key_pem: None,
+                    return Ok(Pending {
+                        issued: Issued {
+                            certificate_pem: ca::pem("CERTIFICATE", &rec.certificate_der)?,
+                            ca_chain: self.chain_pems(ca)?,
+                            record: rec,
+                            private_key_pem: None,
+                        },
+                        ticket,
                     });
                 }
                 Err(StoreError::SerialTaken(_)) => continue,
@@ -334,8 +354,26 @@ impl Pki {
         ))
     }
 
-    /// PEMs from this CA up to its root.
+    /// PEMs from this CA up to its root. CA certificates never change once stored, so
+    /// each chain is built once and then served from memory.
     pub fn chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
+        if let Some(c) = self
+            .chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ca.id)
+        {
+            return Ok(c.as_ref().clone());
+        }
+        let chain = self.build_chain_pems(ca)?;
+        self.chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ca.id.clone(), std::sync::Arc::new(chain.clone()));
+        Ok(chain)
+    }
+
+    fn build_chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
         let mut out = vec![ca::pem("CERTIFICATE", &ca.certificate_der)?];
         let mut parent = ca.parent_id.clone();
         // CA chains are short; the bound only guards against a corrupt store with a loop.

@@ -131,6 +131,8 @@ pub struct Pki {
     pub(crate) token: Arc<Token>,
     pub(crate) settings: Settings,
     pub(crate) crl: crl::CrlState,
+    /// CA chains as PEM, by CA id (see `chain_pems`).
+    pub(crate) chains: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl Pki {
@@ -140,6 +142,7 @@ impl Pki {
             token,
             settings,
             crl: crl::CrlState::default(),
+            chains: Default::default(),
         }
     }
 

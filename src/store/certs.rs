@@ -5,11 +5,9 @@
 //! Index trees hold `prefix \0 [notAfter] seq` keys with empty values:
 //! by tenant, by issuing CA, and by expiry within each.
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use time::OffsetDateTime;
 
-use super::{decode, encode, Store, StoreError};
+use super::{decode, encode, Store, StoreError, Ticket};
 use crate::store::CertRecord;
 
 /// Which certificates to list.
@@ -32,8 +30,24 @@ pub struct CertPage {
     pub next: Option<Vec<u8>>,
 }
 
-fn prefixed(prefix: &str) -> Vec<u8> {
-    [prefix.as_bytes(), b"\0"].concat()
+/// A `certidx` key: a one-byte tag, then the parts.
+///
+/// | tag | key                             | value |
+/// |-----|---------------------------------|-------|
+/// | `u` | issuer `\0` serial_hex          | id (one serial per issuer) |
+/// | `s` | tenant `\0` serial_hex `\0` id  | — (find by serial) |
+/// | `i` | id                              | seq   |
+/// | `t` | tenant `\0` seq                 | —     |
+/// | `T` | tenant `\0` notAfter seq        | —     |
+/// | `c` | ca `\0` seq                     | —     |
+/// | `C` | ca `\0` notAfter seq            | —     |
+fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    k.push(tag);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
 }
 
 /// Expiry as a big-endian sortable number (seconds since 1970, offset to stay positive).
@@ -42,9 +56,16 @@ fn exp_bytes(t: OffsetDateTime) -> [u8; 8] {
 }
 
 impl Store {
-    /// Store a new certificate with its indexes, atomically, then flush. The serial must be
-    /// unused for its issuer (imported certificates: the same certificate not tracked yet).
+    /// Store a new certificate with its indexes, atomically, and wait until it is durable.
     pub fn insert_cert(&self, rec: &mut CertRecord) -> Result<(), StoreError> {
+        let ticket = self.stage_cert(rec)?;
+        self.wait_durable(ticket)
+    }
+
+    /// Write a new certificate with its indexes, atomically, and return the ticket to wait
+    /// on before anyone is told about it. The serial must be unused for its issuer
+    /// (imported certificates: the same certificate must not be tracked yet).
+    pub fn stage_cert(&self, rec: &mut CertRecord) -> Result<Ticket, StoreError> {
         rec.seq = self.db.generate_id()?;
         let seq = rec.seq.to_be_bytes();
         let value = encode(&*rec)?;
@@ -53,60 +74,40 @@ impl Store {
             None => super::serial_key("imported", &hex::encode(sha256(&rec.certificate_der))),
         };
         let exp = exp_bytes(rec.not_after);
-        let by_tenant = [prefixed(&rec.tenant).as_slice(), &seq].concat();
-        let exp_tenant = [prefixed(&rec.tenant).as_slice(), &exp, &seq].concat();
-        let by_ca = rec
-            .issuer_ca_id
-            .as_ref()
-            .map(|ca| [prefixed(ca).as_slice(), &seq].concat());
-        let exp_ca = rec
-            .issuer_ca_id
-            .as_ref()
-            .map(|ca| [prefixed(ca).as_slice(), &exp, &seq].concat());
-
-        let trees = (
-            &self.certs,
-            &self.cert_ids,
-            &self.serials,
-            &self.idx_tenant,
-            &self.idx_ca,
-            &self.idx_exp_tenant,
-            &self.idx_exp_ca,
-            &self.idx_serial,
-        );
         let by_serial = super::revocations::serial_index_key(&rec.tenant, &rec.serial_hex, &rec.id);
-        let result = trees.transaction(|(certs, ids, serials, t, c, et, ec, is)| {
-            if serials.get(&serial_key)?.is_some() {
-                return Err(ConflictableTransactionError::Abort(
-                    StoreError::SerialTaken(rec.serial_hex.clone()),
-                ));
-            }
-            serials.insert(serial_key.as_slice(), rec.id.as_bytes())?;
-            is.insert(by_serial.as_slice(), &[])?;
-            certs.insert(&seq, value.as_slice())?;
-            ids.insert(rec.id.as_bytes(), &seq)?;
-            t.insert(by_tenant.as_slice(), &[])?;
-            et.insert(exp_tenant.as_slice(), &[])?;
-            if let (Some(a), Some(b)) = (&by_ca, &exp_ca) {
-                c.insert(a.as_slice(), &[])?;
-                ec.insert(b.as_slice(), &[])?;
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort(e)) => return Err(e),
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
+
+        // 1. Reserve the serial: unique per issuer, decided atomically by one key.
+        if self
+            .certidx
+            .compare_and_swap(&serial_key, None as Option<&[u8]>, Some(rec.id.as_bytes()))?
+            .is_err()
+        {
+            return Err(StoreError::SerialTaken(rec.serial_hex.clone()));
         }
+        // 2. The record, then 3. its indexes in one atomic batch. sled recovers a prefix of
+        // its log, so after a crash there is either nothing, a reserved serial, a record
+        // nothing points to yet, or the whole entry; and nobody was told of the
+        // certificate before the flush that makes all of it durable.
+        self.certs.insert(seq, value)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b'i', &[rec.id.as_bytes()]), &seq);
+        batch.insert(key(b't', &[rec.tenant.as_bytes(), b"\0", &seq]), &[]);
+        batch.insert(key(b'T', &[rec.tenant.as_bytes(), b"\0", &exp, &seq]), &[]);
+        batch.insert(by_serial, &[]);
+        if let Some(ca) = &rec.issuer_ca_id {
+            batch.insert(key(b'c', &[ca.as_bytes(), b"\0", &seq]), &[]);
+            batch.insert(key(b'C', &[ca.as_bytes(), b"\0", &exp, &seq]), &[]);
+        }
+        self.certidx.apply_batch(batch)?;
         if let Some(ca) = &rec.issuer_ca_id {
             // A merge, not a read-modify-write: concurrent issuers of one CA don't conflict.
             self.ca_counts.merge(ca.as_bytes(), 1u64.to_be_bytes())?;
         }
-        self.flush()
+        Ok(self.ticket())
     }
 
     pub fn get_cert(&self, id: &str) -> Result<Option<CertRecord>, StoreError> {
-        let Some(seq) = self.cert_ids.get(id.as_bytes())? else {
+        let Some(seq) = self.certidx.get(key(b'i', &[id.as_bytes()]))? else {
             return Ok(None);
         };
         self.certs.get(seq)?.map(|v| decode(&v)).transpose()
@@ -118,7 +119,7 @@ impl Store {
         id: &str,
         change: impl Fn(&mut CertRecord),
     ) -> Result<Option<CertRecord>, StoreError> {
-        let Some(seq) = self.cert_ids.get(id.as_bytes())? else {
+        let Some(seq) = self.certidx.get(key(b'i', &[id.as_bytes()]))? else {
             return Ok(None);
         };
         loop {
@@ -146,7 +147,7 @@ impl Store {
         serial_hex: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(self
-            .serials
+            .certidx
             .get(super::serial_key(issuer, serial_hex))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
@@ -167,11 +168,12 @@ impl Store {
         q: &CertQuery<'_>,
         keep: impl Fn(&CertRecord) -> bool,
     ) -> Result<CertPage, StoreError> {
-        let (tree, prefix) = match (q.ca_id, q.expiring.is_some()) {
-            (Some(ca), false) => (&self.idx_ca, prefixed(ca)),
-            (Some(ca), true) => (&self.idx_exp_ca, prefixed(ca)),
-            (None, false) => (&self.idx_tenant, prefixed(q.tenant)),
-            (None, true) => (&self.idx_exp_tenant, prefixed(q.tenant)),
+        let tree = &self.certidx;
+        let prefix = match (q.ca_id, q.expiring.is_some()) {
+            (Some(ca), false) => key(b'c', &[ca.as_bytes(), b"\0"]),
+            (Some(ca), true) => key(b'C', &[ca.as_bytes(), b"\0"]),
+            (None, false) => key(b't', &[q.tenant.as_bytes(), b"\0"]),
+            (None, true) => key(b'T', &[q.tenant.as_bytes(), b"\0"]),
         };
         let start = match (&q.after, q.expiring) {
             (Some(after), _) => {

@@ -48,24 +48,45 @@ pub struct Store {
     db: sled::Db,
     cas: sled::Tree,
     ca_names: sled::Tree,
-    serials: sled::Tree,
     api_tokens: sled::Tree,
     meta: sled::Tree,
     roles: sled::Tree,
     certs: sled::Tree,
-    cert_ids: sled::Tree,
-    idx_tenant: sled::Tree,
-    idx_ca: sled::Tree,
-    idx_exp_tenant: sled::Tree,
-    idx_exp_ca: sled::Tree,
+    /// Every index over certificates, one tree, keys tagged by their first byte (see
+    /// `store::certs`): one atomic batch per certificate instead of a transaction over
+    /// seven trees, which cost about 0.5 ms of CPU per certificate.
+    certidx: sled::Tree,
     ca_counts: sled::Tree,
-    idx_serial: sled::Tree,
     revoked: sled::Tree,
     rev_log: sled::Tree,
     crl_numbers: sled::Tree,
     crl_meta: sled::Tree,
     /// Signed CRLs live as files beside the database.
     crl_dir: std::path::PathBuf,
+    durability: std::sync::Arc<GroupCommit>,
+}
+
+/// Proof of a write that is not yet known to be durable (see [`Store::wait_durable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a write is durable only after wait_durable(ticket)"]
+pub struct Ticket(u64);
+
+/// Group commit: callers that need their writes on disk share flushes. A flush that
+/// starts after a caller's write covers it, so at most one flush runs at a time and every
+/// caller waiting when it ends is done — instead of each request paying for its own fsync.
+#[derive(Default)]
+struct GroupCommit {
+    state: std::sync::Mutex<FlushState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Tickets handed out, one per caller of `flush`.
+    requested: u64,
+    /// Every ticket up to this one is durable.
+    completed: u64,
+    running: bool,
 }
 
 /// Merge operator for counters: big-endian u64 addition.
@@ -95,8 +116,9 @@ pub(crate) fn name_key(tenant: &str, name: &str) -> Vec<u8> {
     [tenant.as_bytes(), b"\0", name.as_bytes()].concat()
 }
 
+/// `u issuer \0 serial_hex` → id: one serial per issuer (ARCHITECTURE rule 4).
 pub(crate) fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
-    [issuer.as_bytes(), b"\0", serial_hex.as_bytes()].concat()
+    [b"u", issuer.as_bytes(), b"\0", serial_hex.as_bytes()].concat()
 }
 
 const BOOTSTRAP_TOKEN_KEY: &[u8] = b"bootstrap_token_id";
@@ -110,21 +132,16 @@ impl Store {
         Ok(Store {
             roles: db.open_tree("roles")?,
             certs: db.open_tree("certs")?,
-            cert_ids: db.open_tree("cert_ids")?,
-            idx_tenant: db.open_tree("idx_tenant")?,
-            idx_ca: db.open_tree("idx_ca")?,
-            idx_exp_tenant: db.open_tree("idx_exp_tenant")?,
-            idx_exp_ca: db.open_tree("idx_exp_ca")?,
+            certidx: db.open_tree("certidx")?,
             ca_counts,
-            idx_serial: db.open_tree("idx_serial")?,
             revoked: db.open_tree("revoked")?,
             rev_log: db.open_tree("rev_log")?,
             crl_numbers: db.open_tree("crl_numbers")?,
             crl_meta: db.open_tree("crl_meta")?,
             crl_dir: dir.join("crls"),
+            durability: Default::default(),
             cas: db.open_tree("cas")?,
             ca_names: db.open_tree("ca_names")?,
-            serials: db.open_tree("serials")?,
             api_tokens: db.open_tree("api_tokens")?,
             meta: db.open_tree("meta")?,
             db,
@@ -134,8 +151,48 @@ impl Store {
     /// Make every write so far durable. sled's flush is global to the database, so
     /// concurrent callers share the work of one flush (group commit).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.wait_durable(self.ticket())
+    }
+
+    /// A ticket for everything written so far; `wait_durable` returns once it is on disk.
+    /// Taking the ticket is cheap, so a caller can release what it holds (a worker, a
+    /// lock) before waiting.
+    pub fn ticket(&self) -> Ticket {
+        let mut st = self
+            .durability
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        st.requested += 1;
+        Ticket(st.requested)
+    }
+
+    /// Wait until the writes a ticket covers are durable, taking part in group commit:
+    /// if no flush is running this caller runs one for every ticket handed out so far.
+    pub fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let gc = &self.durability;
+        let mut st = gc.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if st.completed >= ticket.0 {
+                return Ok(());
+            }
+            if st.running {
+                st = gc.done.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.running = true;
+            let target = st.requested;
+            drop(st);
+            let result = self.db.flush();
+            st = gc.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.running = false;
+            gc.done.notify_all();
+            match result {
+                Ok(_) => st.completed = st.completed.max(target),
+                // Waiters wake, find their ticket not done, and try a flush of their own.
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Store a new CA: its name must be free in its tenant and its certificate serial
@@ -146,22 +203,22 @@ impl Store {
         let issuer = rec.parent_id.as_deref().unwrap_or(&rec.id);
         let skey = serial_key(issuer, &rec.serial_hex);
         let by_serial = revocations::serial_index_key(&rec.tenant, &rec.serial_hex, &rec.id);
-        let trees = (&self.cas, &self.ca_names, &self.serials, &self.idx_serial);
-        let result = trees.transaction(|(cas, names, serials, idx_serial)| {
+        let trees = (&self.cas, &self.ca_names, &self.certidx);
+        let result = trees.transaction(|(cas, names, idx)| {
             if names.get(&nkey)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::NameTaken(
                     rec.name.clone(),
                 )));
             }
-            if serials.get(&skey)?.is_some() {
+            if idx.get(&skey)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(
                     StoreError::SerialTaken(rec.serial_hex.clone()),
                 ));
             }
             names.insert(nkey.as_slice(), rec.id.as_bytes())?;
-            serials.insert(skey.as_slice(), rec.id.as_bytes())?;
+            idx.insert(skey.as_slice(), rec.id.as_bytes())?;
             // So a CA's own certificate can be revoked by serial, like any other.
-            idx_serial.insert(by_serial.as_slice(), &[])?;
+            idx.insert(by_serial.as_slice(), &[])?;
             cas.insert(rec.id.as_bytes(), value.as_slice())?;
             Ok(())
         });

@@ -96,6 +96,7 @@ pub enum RevokeOutcome {
 /// `tenant \0 serial_hex \0 id`.
 pub(crate) fn serial_index_key(tenant: &str, serial_hex: &str, id: &str) -> Vec<u8> {
     [
+        b"s".as_slice(),
         tenant.as_bytes(),
         b"\0",
         serial_hex.as_bytes(),
@@ -136,8 +137,15 @@ fn parse_entry(serial: &[u8], v: &[u8]) -> Result<RevokedEntry, StoreError> {
 impl Store {
     /// Ids (cert_… or ca_…) of a tenant's certificates with this serial.
     pub fn ids_by_serial(&self, tenant: &str, serial_hex: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = [tenant.as_bytes(), b"\0", serial_hex.as_bytes(), b"\0"].concat();
-        self.idx_serial
+        let prefix = [
+            b"s".as_slice(),
+            tenant.as_bytes(),
+            b"\0",
+            serial_hex.as_bytes(),
+            b"\0",
+        ]
+        .concat();
+        self.certidx
             .scan_prefix(&prefix)
             .map(|r| {
                 let (k, _) = r?;
