@@ -46,6 +46,10 @@ impl From<ServiceError> for ApiError {
             E::NotFound { kind: "ca", .. } => (StatusCode::NOT_FOUND, "ca_not_found"),
             E::NotFound { kind: "role", .. } => (StatusCode::NOT_FOUND, "role_not_found"),
             E::NotFound {
+                kind: "trust_anchor",
+                ..
+            } => (StatusCode::NOT_FOUND, "trust_anchor_not_found"),
+            E::NotFound {
                 kind: "certificate",
                 ..
             } => (StatusCode::NOT_FOUND, "certificate_not_found"),
@@ -53,6 +57,7 @@ impl From<ServiceError> for ApiError {
             E::CaNameTaken(_) => (StatusCode::CONFLICT, "ca_name_exists"),
             E::RoleNameTaken(_) => (StatusCode::CONFLICT, "role_exists"),
             E::CertificateExists => (StatusCode::CONFLICT, "certificate_exists"),
+            E::TrustAnchorExists(_) => (StatusCode::CONFLICT, "trust_anchor_exists"),
             E::AmbiguousSerial(_) => (StatusCode::CONFLICT, "ambiguous_serial"),
             E::CannotRevokeRoot => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_revoke_root"),
             E::CaRevoked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_revoked"),

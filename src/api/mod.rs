@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod roles;
 mod sys;
+mod trust;
 mod validate;
 
 use std::sync::Arc;
@@ -89,6 +90,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pki/ca/{id}/crl/delta", get(crl::get_delta))
         .route("/v1/pki/revoke", post(crl::revoke))
         .route("/v1/pki/unrevoke", post(crl::unrevoke))
+        .route(
+            "/v1/pki/trust-anchors",
+            get(trust::list).post(trust::create),
+        )
+        .route(
+            "/v1/pki/trust-anchors/{id}",
+            get(trust::get).delete(trust::delete),
+        )
         .route("/v1/pki/roles", get(roles::list).post(roles::create))
         .route(
             "/v1/pki/roles/{name}",

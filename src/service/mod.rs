@@ -12,6 +12,7 @@ pub mod input;
 pub mod issue;
 pub mod revoke;
 pub mod roles;
+pub mod trust;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -67,6 +68,8 @@ pub enum ServiceError {
     CaRevoked(String),
     #[error("{0}")]
     InvalidState(String),
+    #[error("a trust anchor with this {0} already exists in the tenant")]
+    TrustAnchorExists(String),
     #[error("no CRL has been published yet for CA {0}")]
     CrlNotAvailable(String),
     #[error("CA {0} is inactive and signs nothing until it is reactivated")]

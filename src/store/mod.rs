@@ -4,6 +4,7 @@
 //! serials unique per issuer, and the hashes of API tokens. Every write that a client will
 //! be told about is flushed to disk before the call returns (ARCHITECTURE rule 3).
 
+mod anchors;
 mod certs;
 mod records;
 mod revocations;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+pub use anchors::TrustAnchorRecord;
 pub use certs::{CertPage, CertQuery};
 pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
 pub use revocations::{
@@ -56,6 +58,7 @@ pub struct Store {
     /// `store::certs`): one atomic batch per certificate instead of a transaction over
     /// seven trees, which cost about 0.5 ms of CPU per certificate.
     certidx: sled::Tree,
+    anchors: sled::Tree,
     ca_counts: sled::Tree,
     revoked: sled::Tree,
     rev_log: sled::Tree,
@@ -133,6 +136,7 @@ impl Store {
             roles: db.open_tree("roles")?,
             certs: db.open_tree("certs")?,
             certidx: db.open_tree("certidx")?,
+            anchors: db.open_tree("trust_anchors")?,
             ca_counts,
             revoked: db.open_tree("revoked")?,
             rev_log: db.open_tree("rev_log")?,

@@ -1,0 +1,72 @@
+//! `/v1/pki/trust-anchors` endpoints.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody, PathParam};
+use super::{blocking, AppState};
+use crate::service::trust::TrustAnchorRequest;
+use crate::store::TrustAnchorRecord;
+use crate::types::rfc3339;
+
+fn view(r: &TrustAnchorRecord) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "subject": r.subject,
+        "fingerprint_sha256": r.fingerprint_sha256,
+        "not_after": rfc3339(r.not_after),
+        "created_at": rfc3339(r.created_at),
+    })
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    JsonBody(req): JsonBody<TrustAnchorRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let pki = st.pki.clone();
+    let rec = blocking(move || pki.create_trust_anchor(&who, req)).await?;
+    Ok((StatusCode::CREATED, Json(view(&rec))))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let recs = st.pki.list_trust_anchors(&who)?;
+    Ok(Json(json!({
+        "data": recs.iter().map(view).collect::<Vec<_>>(),
+        "cursor": null,
+        "has_more": false,
+    })))
+}
+
+pub async fn get(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = st.pki.trust_anchor(&who, &id)?;
+    let mut v = view(&rec);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "certificate_pem".into(),
+            json!(crate::ca::pem("CERTIFICATE", &rec.certificate_der).map_err(ApiError::internal)?),
+        );
+    }
+    Ok(Json(v))
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    let pki = st.pki.clone();
+    blocking(move || pki.delete_trust_anchor(&who, &id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
