@@ -17,6 +17,21 @@ use super::{algorithm_identifier, digest, CaError, Issuer};
 /// CRLReason removeFromCRL (§5.3.1): only in delta CRLs, for a released hold.
 pub const REMOVE_FROM_CRL: u8 = 8;
 
+/// A DER length in a stack buffer: (bytes, how many are used).
+fn der_len(len: usize) -> ([u8; 9], usize) {
+    let mut out = [0u8; 9];
+    if len < 0x80 {
+        out[0] = len as u8;
+        return (out, 1);
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let n = bytes.len() - skip;
+    out[0] = 0x80 | n as u8;
+    out[1..=n].copy_from_slice(&bytes[skip..]);
+    (out, n + 1)
+}
+
 /// Append a DER length.
 fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
@@ -27,6 +42,11 @@ fn push_len(out: &mut Vec<u8>, len: usize) {
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
+}
+
+fn push_2digits(out: &mut Vec<u8>, v: u32) {
+    out.push(b'0' + (v / 10 % 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
 }
 
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -78,24 +98,49 @@ impl RevokedList {
 
     /// One entry: serial (DER INTEGER content octets), revocation date, and a reasonCode
     /// extension unless the reason is unspecified (§5.3.1 says to omit it then).
+    ///
+    /// Written straight into the buffer with lengths computed up front: this runs a million
+    /// times for a large CRL, and per-entry allocations cost five times the rest of it.
     pub fn push(&mut self, serial: &[u8], revoked_at: OffsetDateTime, reason: u8) {
-        let mut entry = Vec::with_capacity(64);
-        entry.push(0x02);
-        push_len(&mut entry, serial.len());
-        entry.extend_from_slice(serial);
-        push_time(&mut entry, revoked_at);
-        if reason != 0 {
-            // SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED reason } } }
-            let ext = [
-                &[0x06, 0x03, 0x55, 0x1d, 0x15][..],
-                &[0x04, 0x03, 0x0a, 0x01, reason][..],
-            ]
-            .concat();
-            entry.extend_from_slice(&tlv(0x30, &tlv(0x30, &ext)));
-        }
+        let t = revoked_at.to_offset(time::UtcOffset::UTC);
+        let utc = (1950..2050).contains(&t.year());
+        let time_len = if utc { 13 } else { 15 };
+        // SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED reason } } }
+        const REASON_EXT: [u8; 12] = [
+            0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a,
+        ];
+        let ext_len = if reason != 0 { REASON_EXT.len() + 2 } else { 0 };
+        let (len_buf, len_n) = der_len(serial.len());
+        let serial_len_bytes = &len_buf[..len_n];
+        let content = 1 + len_n + serial.len() + 2 + time_len + ext_len;
         self.buf.push(0x30);
-        push_len(&mut self.buf, entry.len());
-        self.buf.extend_from_slice(&entry);
+        push_len(&mut self.buf, content);
+        self.buf.push(0x02);
+        self.buf.extend_from_slice(serial_len_bytes);
+        self.buf.extend_from_slice(serial);
+        self.buf.push(if utc { 0x17 } else { 0x18 });
+        self.buf.push(time_len as u8);
+        let year = t.year().unsigned_abs();
+        if utc {
+            push_2digits(&mut self.buf, year % 100);
+        } else {
+            push_2digits(&mut self.buf, year / 100);
+            push_2digits(&mut self.buf, year % 100);
+        }
+        for v in [
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+        ] {
+            push_2digits(&mut self.buf, u32::from(v));
+        }
+        self.buf.push(b'Z');
+        if reason != 0 {
+            self.buf.extend_from_slice(&REASON_EXT);
+            self.buf.extend_from_slice(&[0x01, reason]);
+        }
         self.count += 1;
     }
 
@@ -236,6 +281,25 @@ mod tests {
         v.clear();
         push_time(&mut v, time::macros::datetime!(2050-01-01 00:00:00 UTC));
         assert_eq!(&v[..2], &[0x18, 15]);
+    }
+
+    #[test]
+    fn entries_parse_back_with_their_dates_in_both_time_forms() {
+        use der::Decode;
+        for (at, reason) in [
+            (time::macros::datetime!(2026-03-04 05:06:07 UTC), 0u8),
+            (time::macros::datetime!(2051-12-31 23:59:59 UTC), 6u8),
+        ] {
+            let mut l = RevokedList::default();
+            l.push(&[0x7f; 16], at, reason);
+            let rc: x509_cert::crl::RevokedCert =
+                x509_cert::crl::RevokedCert::from_der(&l.buf).unwrap();
+            assert_eq!(
+                rc.revocation_date.to_unix_duration().as_secs() as i64,
+                at.unix_timestamp()
+            );
+            assert_eq!(rc.crl_entry_extensions.is_some(), reason != 0);
+        }
     }
 
     #[test]
