@@ -874,7 +874,8 @@ fn scan_phase(job_file: &Path) -> Result<()> {
 fn issue_once(pki: &Pki, p: &Principal) -> Result<f64> {
     let req = serde_json::from_value(json!({"common_name": LEAF_CN, "ttl": "24h"}))?;
     let t = Instant::now();
-    let issued = pki.issue(p, ROLE, req)?;
+    // Durable before it counts, as over HTTP.
+    let issued = pki.make_durable(pki.issue(p, ROLE, req)?)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     std::hint::black_box(issued);
     Ok(ms)

@@ -175,31 +175,6 @@ impl Pki {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serials_are_accepted_in_any_case_with_or_without_colons() {
-        assert_eq!(parse_serial("1A:2B:03").unwrap(), "1a2b03");
-        assert_eq!(parse_serial("1a2b03").unwrap(), "1a2b03");
-        assert_eq!(parse_serial("A:2B").unwrap(), "0a2b");
-        assert!(parse_serial("xyz").is_err());
-        assert!(parse_serial("").is_err());
-    }
-
-    #[test]
-    fn only_the_specs_reason_names_are_accepted() {
-        assert_eq!(parse_reason(None).unwrap(), RevocationReason::Unspecified);
-        assert_eq!(
-            parse_reason(Some("key_compromise")).unwrap(),
-            RevocationReason::KeyCompromise
-        );
-        let e = parse_reason(Some("keyCompromise")).unwrap_err().to_string();
-        assert!(e.contains("aa_compromise"), "{e}");
-    }
-}
-
 impl Pki {
     /// If this exact certificate (by DER) is one we track for the caller's tenant and it is
     /// revoked, its revocation. For chain validation: our own records are authoritative for
@@ -228,5 +203,30 @@ impl Pki {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_accepted_in_any_case_with_or_without_colons() {
+        assert_eq!(parse_serial("1A:2B:03").unwrap(), "1a2b03");
+        assert_eq!(parse_serial("1a2b03").unwrap(), "1a2b03");
+        assert_eq!(parse_serial("A:2B").unwrap(), "0a2b");
+        assert!(parse_serial("xyz").is_err());
+        assert!(parse_serial("").is_err());
+    }
+
+    #[test]
+    fn only_the_specs_reason_names_are_accepted() {
+        assert_eq!(parse_reason(None).unwrap(), RevocationReason::Unspecified);
+        assert_eq!(
+            parse_reason(Some("key_compromise")).unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        let e = parse_reason(Some("keyCompromise")).unwrap_err().to_string();
+        assert!(e.contains("aa_compromise"), "{e}");
     }
 }

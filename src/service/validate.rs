@@ -78,12 +78,18 @@ impl Pki {
         &self,
         who: &Principal,
     ) -> Result<Vec<(String, Vec<u8>)>, ServiceError> {
-        Ok(self
-            .list_cas(who)?
+        let mut anchors: Vec<(String, Vec<u8>)> = self
+            .list_trust_anchors(who)?
             .into_iter()
-            .filter(|c| c.ca_type == CaType::Root && c.is_active)
-            .map(|c| (c.id, c.certificate_der))
-            .collect())
+            .map(|a| (a.id, a.certificate_der))
+            .collect();
+        anchors.extend(
+            self.list_cas(who)?
+                .into_iter()
+                .filter(|c| c.ca_type == CaType::Root && c.is_active)
+                .map(|c| (c.id, c.certificate_der)),
+        );
+        Ok(anchors)
     }
 
     /// Validate a certificate chain for the caller.
