@@ -579,3 +579,189 @@ fn validation_requires_a_token() {
     );
     assert_error("no token", (st, &v), 401, "unauthorized");
 }
+
+/// A root and a leaf under it made by openssl in the test's own scratch directory:
+/// (root PEM, leaf PEM, the root's SHA-256 fingerprint as openssl prints it).
+fn openssl_root_and_leaf(d: &Daemon, cn: &str, host: &str) -> Option<(String, String, String)> {
+    if !require_tool("openssl") {
+        return None;
+    }
+    let dir = d.scratch_path("trust-anchor-pki");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        p("leaf.cnf"),
+        format!(
+            "[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{host}\n\
+             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+        ),
+    )
+    .expect("write leaf.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(Command::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-keyout", &p("ca.key"), "-out", &p("ca.pem"), "-days", "30"])
+        .args(["-subj", &format!("/CN={cn}")])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+    run(Command::new("openssl")
+        .args(["req", "-new"])
+        .args(ec)
+        .args(["-keyout", &p("leaf.key"), "-out", &p("leaf.csr")])
+        .args(["-subj", &format!("/CN={host}")]));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-in", &p("leaf.csr"), "-CA", &p("ca.pem")])
+        .args(["-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "10"])
+        .args([
+            "-extfile",
+            &p("leaf.cnf"),
+            "-extensions",
+            "v3",
+            "-out",
+            &p("leaf.pem"),
+        ]));
+    let out = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            &p("ca.pem"),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .output()
+        .expect("openssl fingerprint");
+    let fp = String::from_utf8_lossy(&out.stdout)
+        .split('=')
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    let read = |f: &str| std::fs::read_to_string(p(f)).expect("read scratch file");
+    Some((read("ca.pem"), read("leaf.pem"), fp))
+}
+
+#[test]
+fn trust_anchors_can_be_registered_listed_fetched_and_deleted() {
+    let d = daemon();
+    let cn = unique_name("TA Root");
+    let Some((root, leaf, fp)) = openssl_root_and_leaf(d, &cn, "ta-crud.example.net") else {
+        return;
+    };
+    let name = unique_name("vendor-root");
+    let (st, ta) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": name, "certificate_pem": root}),
+    );
+    assert_eq!(st, 201, "{ta}");
+    let id = id_of(&ta);
+    assert!(id.starts_with("trust_anchor_"), "{ta}");
+    assert_eq!(ta["name"], name.as_str());
+    assert_eq!(
+        ta["fingerprint_sha256"],
+        fp.as_str(),
+        "matches openssl's fingerprint"
+    );
+    assert_eq!(ta["subject"], format!("CN={cn}").as_str());
+    for field in ["not_after", "created_at"] {
+        assert!(
+            ta[field].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{field}: {ta}"
+        );
+    }
+
+    // The same name, or the same certificate under another name: 409.
+    let (st, v) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": name, "certificate_pem": root}),
+    );
+    assert_error("trust anchor step 1", (st, &v), 409, "trust_anchor_exists");
+    let (st, v) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("again"), "certificate_pem": root}),
+    );
+    assert_error("trust anchor step 2", (st, &v), 409, "trust_anchor_exists");
+    // A leaf, or junk, is not an anchor: 400.
+    let (st, v) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("leaf"), "certificate_pem": leaf}),
+    );
+    assert_error("trust anchor step 3", (st, &v), 400, "invalid_certificate");
+    let (st, v) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("junk"), "certificate_pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
+    );
+    assert_error("trust anchor step 4", (st, &v), 400, "invalid_certificate");
+    let (st, v) = d.get_with("/v1/pki/trust-anchors", common::Auth::None);
+    assert_error("trust anchor step 5", (st, &v), 401, "unauthorized");
+
+    let (st, list) = d.get("/v1/pki/trust-anchors");
+    assert_eq!(st, 200);
+    assert!(list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["id"] == id.as_str()));
+    let (st, one) = d.get(&format!("/v1/pki/trust-anchors/{id}"));
+    assert_eq!(st, 200);
+    assert_eq!(
+        one["certificate_pem"].as_str().map(str::trim),
+        Some(root.trim())
+    );
+
+    let r = d.request(
+        reqwest::Method::DELETE,
+        &format!("/v1/pki/trust-anchors/{id}"),
+        common::Auth::Root,
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 204);
+    let (st, v) = d.get(&format!("/v1/pki/trust-anchors/{id}"));
+    assert_error(
+        "trust anchor step 6",
+        (st, &v),
+        404,
+        "trust_anchor_not_found",
+    );
+}
+
+#[test]
+fn a_registered_trust_anchor_anchors_validation_until_it_is_deleted() {
+    let d = daemon();
+    let host = "ta-validate.example.net";
+    let Some((root, leaf, _)) = openssl_root_and_leaf(d, &unique_name("TA Anchor"), host) else {
+        return;
+    };
+    let body = json!({"certificate_pem": leaf, "dns_name": host, "check_revocation": false});
+    assert_invalid("before registration", &validate(d, &body));
+
+    let (st, ta) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("anchor"), "certificate_pem": root}),
+    );
+    assert_eq!(st, 201, "{ta}");
+    let id = id_of(&ta);
+    let v = validate(d, &body);
+    assert_valid("with the registered anchor", &v);
+    assert_eq!(v["trusted_anchor"], id.as_str(), "{v}");
+
+    let r = d.request(
+        reqwest::Method::DELETE,
+        &format!("/v1/pki/trust-anchors/{id}"),
+        common::Auth::Root,
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 204);
+    assert_invalid("after deletion", &validate(d, &body));
+}
