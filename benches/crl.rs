@@ -341,6 +341,7 @@ fn open_pki(store_dir: &Path, data_dir: &Path, module: &Path, pin: &str) -> Resu
             data_dir: data_dir.to_path_buf(),
             public_base_url: None,
             crl: CrlSettings::default(),
+            four_eyes: false,
         },
     );
     Ok((store, pki))

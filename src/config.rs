@@ -67,6 +67,17 @@ pub struct Config {
     pub hsm: HsmConfig,
     #[serde(default)]
     pub crl: CrlConfig,
+    #[serde(default)]
+    pub csr: CsrConfig,
+}
+
+/// `[csr]`: the approval workflow.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrConfig {
+    /// The token that imported a CSR may not approve it (four-eyes principle).
+    #[serde(default)]
+    pub four_eyes: bool,
 }
 
 /// `[crl]`: how CRLs are kept fresh. Durations as in the API (`72h`, `1s`, `90m`).

@@ -60,6 +60,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
             data_dir: cfg.data_dir.clone(),
             public_base_url: cfg.public_base_url.clone(),
             crl: cfg.crl.settings()?,
+            four_eyes: cfg.csr.four_eyes,
         },
     ));
     if let Some(id) = pki

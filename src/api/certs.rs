@@ -39,11 +39,12 @@ pub fn row(r: &CertRecord) -> Value {
         "source": r.source,
         "key_type": r.key_type,
         "has_private_key": r.sealed_key.is_some(),
+        "csr_id": r.csr_id,
     })
 }
 
 /// The 201 body of issue, sign and renew.
-fn issued_view(i: &Issued) -> Value {
+pub(super) fn issued_view(i: &Issued) -> Value {
     let mut v = json!({
         "id": i.record.id,
         "certificate": i.certificate_pem,
@@ -178,6 +179,13 @@ pub async fn get(
         obj.insert("not_before".into(), json!(rfc3339(rec.not_before)));
         obj.insert("not_after".into(), json!(rfc3339(rec.not_after)));
         obj.insert("created_at".into(), json!(rfc3339(rec.created_at)));
+        if let Some(label) = &rec.token_key_label {
+            let key = crate::hsm::KeyRef {
+                label: label.clone(),
+                id: rec.token_key_id.clone(),
+            };
+            obj.insert("token_key_uri".into(), json!(key.uri(&st.token_label)));
+        }
     }
     Ok(Json(v))
 }

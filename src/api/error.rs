@@ -45,6 +45,7 @@ impl From<ServiceError> for ApiError {
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::NotFound { kind: "ca", .. } => (StatusCode::NOT_FOUND, "ca_not_found"),
             E::NotFound { kind: "role", .. } => (StatusCode::NOT_FOUND, "role_not_found"),
+            E::NotFound { kind: "csr", .. } => (StatusCode::NOT_FOUND, "csr_not_found"),
             E::NotFound {
                 kind: "trust_anchor",
                 ..
@@ -58,6 +59,7 @@ impl From<ServiceError> for ApiError {
             E::RoleNameTaken(_) => (StatusCode::CONFLICT, "role_exists"),
             E::CertificateExists => (StatusCode::CONFLICT, "certificate_exists"),
             E::TrustAnchorExists(_) => (StatusCode::CONFLICT, "trust_anchor_exists"),
+            E::FourEyes => (StatusCode::FORBIDDEN, "four_eyes"),
             E::AmbiguousSerial(_) => (StatusCode::CONFLICT, "ambiguous_serial"),
             E::CannotRevokeRoot => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_revoke_root"),
             E::CaRevoked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_revoked"),

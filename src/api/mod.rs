@@ -4,6 +4,7 @@
 mod ca;
 mod certs;
 mod crl;
+mod csr;
 mod error;
 mod extract;
 mod roles;
@@ -90,6 +91,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pki/ca/{id}/crl/delta", get(crl::get_delta))
         .route("/v1/pki/revoke", post(crl::revoke))
         .route("/v1/pki/unrevoke", post(crl::unrevoke))
+        .route("/v1/pki/csr", get(csr::list).post(csr::generate))
+        .route("/v1/pki/csr/import", post(csr::import))
+        .route("/v1/pki/csr/{id}", get(csr::get))
+        .route("/v1/pki/csr/{id}/approve", post(csr::approve))
+        .route("/v1/pki/csr/{id}/reject", post(csr::reject))
+        .route("/v1/pki/csr/{id}/sign", post(csr::sign))
         .route(
             "/v1/pki/trust-anchors",
             get(trust::list).post(trust::create),

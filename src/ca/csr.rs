@@ -159,3 +159,56 @@ pub fn cn_of(name: &Name) -> Result<Option<String>, CsrError> {
     }
     Ok(found)
 }
+
+/// Build a CSR for a key held elsewhere (the token) and have `signer` sign it: subject,
+/// public key, and the SANs as an extensionRequest attribute (RFC 2986, RFC 2985 §5.4.2).
+/// The result is parsed and verified like any CSR from outside before it is returned.
+pub fn build_csr(
+    subject: &Name,
+    spki_der: &[u8],
+    spec: crate::keys::KeySpec,
+    dns: &[String],
+    ips: &[IpAddr],
+    signer: &dyn crate::keys::DigestSigner,
+) -> Result<String, super::CaError> {
+    use der::asn1::{BitString, Ia5String, SetOfVec};
+    use der::Any;
+    use x509_cert::attr::Attribute;
+    use x509_cert::request::{CertReqInfo, Version};
+
+    let mut sans = Vec::new();
+    for d in dns {
+        sans.push(GeneralName::DnsName(Ia5String::new(d)?));
+    }
+    for ip in ips {
+        sans.push(GeneralName::from(*ip));
+    }
+    let mut attributes = SetOfVec::new();
+    if !sans.is_empty() {
+        let exts: Extensions = vec![super::profile::extension(false, &SubjectAltName(sans))?];
+        let mut values = SetOfVec::new();
+        values.insert(Any::encode_from(&exts)?)?;
+        attributes.insert(Attribute {
+            oid: const_oid::db::rfc5912::ID_EXTENSION_REQ,
+            values,
+        })?;
+    }
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: subject.clone(),
+        public_key: spki::SubjectPublicKeyInfoOwned::from_der(spki_der)?,
+        attributes,
+    };
+    let info_der = info.to_der()?;
+    let alg = spec.signature_algorithm();
+    let signature = signer.sign_digest(alg, &super::digest(alg, &info_der))?;
+    let req = CertReq {
+        info,
+        algorithm: super::algorithm_identifier(alg),
+        signature: BitString::from_bytes(&signature)?,
+    };
+    let pem = super::pem("CERTIFICATE REQUEST", &req.to_der()?)?;
+    // Never hand out a CSR that would not pass our own import.
+    parse_and_verify(&pem).map_err(|e| super::CaError::Invalid(e.to_string()))?;
+    Ok(pem)
+}

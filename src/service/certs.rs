@@ -224,6 +224,17 @@ impl Pki {
             }
             None => None,
         };
+        // A certificate for a CSR whose key was made in the token: link it to that key.
+        let linked = match &key {
+            Some(_) => None,
+            None => {
+                use sha2::Digest;
+                let fp = hex::encode(sha2::Sha256::digest(&spki_der));
+                self.store
+                    .csr_by_spki(&fp)?
+                    .filter(|c| c.tenant == who.tenant && c.key_label.is_some())
+            }
+        };
         let validity = tbs.validity();
         let mut rec = CertRecord {
             id,
@@ -247,6 +258,12 @@ impl Pki {
             revocation: None,
             requested_by: who.token_id.clone(),
             created_at: now(),
+            token_key_label: linked.as_ref().and_then(|c| c.key_label.clone()),
+            token_key_id: linked
+                .as_ref()
+                .map(|c| c.key_id.clone())
+                .unwrap_or_default(),
+            csr_id: linked.map(|c| c.id),
         };
         match self.store.insert_cert(&mut rec) {
             Ok(()) => Ok(rec),

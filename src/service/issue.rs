@@ -95,14 +95,17 @@ pub struct Issued {
 }
 
 /// What the leaf will carry, decided before anything is signed.
-struct LeafPlan<'a> {
-    role: &'a Role,
-    names: ApprovedNames,
-    spki_der: Vec<u8>,
-    key_type: KeyType,
-    key_bits: u32,
-    ttl: Option<Ttl>,
-    source: CertSource,
+pub(super) struct LeafPlan<'a> {
+    pub(super) role: &'a Role,
+    pub(super) names: ApprovedNames,
+    pub(super) spki_der: Vec<u8>,
+    pub(super) key_type: KeyType,
+    pub(super) key_bits: u32,
+    pub(super) ttl: Option<Ttl>,
+    pub(super) source: CertSource,
+    /// Whether the record names the role (false for the approval workflow's ad-hoc profile).
+    pub(super) record_role: bool,
+    pub(super) csr_id: Option<String>,
 }
 
 impl Pki {
@@ -148,6 +151,8 @@ impl Pki {
             key_bits: spec.size(),
             ttl,
             source: CertSource::Issued,
+            record_role: true,
+            csr_id: None,
         };
         let mut pending = self.sign_and_record(who, &ca, plan, Some(&key))?;
         pending.issued.private_key_pem = Some(key.to_pem(format)?);
@@ -202,6 +207,8 @@ impl Pki {
             key_bits: csr.key_bits,
             ttl,
             source: CertSource::Signed,
+            record_role: true,
+            csr_id: None,
         };
         self.sign_and_record(who, &ca, plan, None)
     }
@@ -241,7 +248,7 @@ impl Pki {
     }
 
     /// Sign the leaf with the CA's token key, verify it, and store it durably.
-    fn sign_and_record(
+    pub(super) fn sign_and_record(
         &self,
         who: &Principal,
         ca: &CaRecord,
@@ -313,7 +320,7 @@ impl Pki {
                 tenant: who.tenant.clone(),
                 seq: 0,
                 issuer_ca_id: Some(ca.id.clone()),
-                role: Some(role.name.clone()),
+                role: plan.record_role.then(|| role.name.clone()),
                 source: plan.source,
                 common_name: plan.names.common_name.clone().unwrap_or_default(),
                 san_dns: plan.names.dns.clone(),
@@ -330,6 +337,9 @@ impl Pki {
                 revocation: None,
                 requested_by: who.token_id.clone(),
                 created_at: now(),
+                token_key_label: None,
+                token_key_id: Vec::new(),
+                csr_id: plan.csr_id.clone(),
             };
             match self.store.stage_cert(&mut rec) {
                 Ok(ticket) => {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cas;
 pub mod certs;
 pub mod crl;
+pub mod csr;
 pub mod input;
 pub mod issue;
 pub mod revoke;
@@ -70,6 +71,8 @@ pub enum ServiceError {
     InvalidState(String),
     #[error("a trust anchor with this {0} already exists in the tenant")]
     TrustAnchorExists(String),
+    #[error("four-eyes rule: the token that imported a CSR may not approve it")]
+    FourEyes,
     #[error("no CRL has been published yet for CA {0}")]
     CrlNotAvailable(String),
     #[error("CA {0} is inactive and signs nothing until it is reactivated")]
@@ -126,6 +129,8 @@ pub struct Settings {
     /// Base URL relying parties reach us at; puts CRL DP and AIA into leaves.
     pub public_base_url: Option<String>,
     pub crl: crl::CrlSettings,
+    /// The token that imported a CSR may not approve it.
+    pub four_eyes: bool,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.

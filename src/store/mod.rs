@@ -6,6 +6,7 @@
 
 mod anchors;
 mod certs;
+mod csrs;
 mod records;
 mod revocations;
 mod roles;
@@ -19,6 +20,7 @@ use sled::Transactional;
 
 pub use anchors::TrustAnchorRecord;
 pub use certs::{CertPage, CertQuery};
+pub use csrs::{CsrRecord, CsrSource, CsrStatus};
 pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
 pub use revocations::{
     CrlMeta, DeltaBase, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee,
@@ -59,6 +61,7 @@ pub struct Store {
     /// seven trees, which cost about 0.5 ms of CPU per certificate.
     certidx: sled::Tree,
     anchors: sled::Tree,
+    csrs: sled::Tree,
     ca_counts: sled::Tree,
     revoked: sled::Tree,
     rev_log: sled::Tree,
@@ -137,6 +140,7 @@ impl Store {
             certs: db.open_tree("certs")?,
             certidx: db.open_tree("certidx")?,
             anchors: db.open_tree("trust_anchors")?,
+            csrs: db.open_tree("csrs")?,
             ca_counts,
             revoked: db.open_tree("revoked")?,
             rev_log: db.open_tree("rev_log")?,

@@ -112,4 +112,11 @@ pub struct CertRecord {
     pub requested_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// For a certificate answering a CSR generated in the token: that key pair and CSR.
+    #[serde(default)]
+    pub token_key_label: Option<String>,
+    #[serde(with = "base64_bytes", default)]
+    pub token_key_id: Vec<u8>,
+    #[serde(default)]
+    pub csr_id: Option<String>,
 }

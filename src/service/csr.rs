@@ -1,0 +1,427 @@
+//! The CSR approval workflow (import → approve or reject → sign) and CSRs whose key pair
+//! is generated in the token.
+//!
+//! States: pending → approved | rejected; approved → signed | rejected. Any other move is
+//! refused with `InvalidState`. Signing happens only for an approved CSR, with an explicit
+//! CA and validity, because a person looked at exactly these names.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::input::StringList;
+use super::issue::{LeafPlan, Pending};
+use super::{Pki, Principal, ServiceError};
+use crate::ca::csr;
+use crate::keys::{KeySpec, KeyType};
+use crate::policy::{self, ExtKeyUsage, KeyUsage, RequestedNames, Role, RoleKeyType, Ttl};
+use crate::store::{CertSource, CsrRecord, CsrSource, CsrStatus};
+use crate::types::{new_id, now, SubjectFields};
+
+/// `POST /v1/pki/csr/import`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportCsrRequest {
+    pub csr_pem: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /v1/pki/csr/{id}/reject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/pki/csr/{id}/sign`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignApprovedRequest {
+    pub ca_id: String,
+    pub validity_days: u32,
+    #[serde(default)]
+    pub ext_key_usage: Option<StringList>,
+}
+
+/// `POST /v1/pki/csr`: a CSR whose key pair is made in the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateCsrRequest {
+    pub subject: SubjectRequest,
+    #[serde(default)]
+    pub san_dns: StringList,
+    #[serde(default)]
+    pub san_ip: StringList,
+    #[serde(default)]
+    pub key_type: Option<KeyType>,
+    #[serde(default)]
+    pub key_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRequest {
+    pub common_name: String,
+    #[serde(default)]
+    pub organization: StringList,
+    #[serde(default)]
+    pub ou: StringList,
+    #[serde(default)]
+    pub country: StringList,
+    #[serde(default)]
+    pub locality: StringList,
+    #[serde(default)]
+    pub province: StringList,
+}
+
+/// Most characters of a note or a rejection reason.
+const MAX_TEXT: usize = 1024;
+
+fn short_text(field: &str, v: Option<String>) -> Result<Option<String>, ServiceError> {
+    match v {
+        Some(t) if t.chars().count() > MAX_TEXT => Err(ServiceError::InvalidRequest(format!(
+            "{field} may be at most {MAX_TEXT} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn subject_string(name: &x509_cert::name::Name) -> String {
+    let mut rdns: Vec<String> = name.iter_rdn().map(|r| r.to_string()).collect();
+    rdns.reverse();
+    rdns.join(",")
+}
+
+fn record_from(
+    who: &Principal,
+    id: String,
+    source: CsrSource,
+    pem: String,
+    parsed: &csr::VerifiedCsr,
+    note: Option<String>,
+) -> CsrRecord {
+    CsrRecord {
+        id,
+        tenant: who.tenant.clone(),
+        seq: 0,
+        status: CsrStatus::Pending,
+        source,
+        csr_pem: pem,
+        common_name: parsed.common_name.clone(),
+        subject: subject_string(&parsed.subject),
+        san_dns: parsed.dns.clone(),
+        san_ip: parsed.ips.iter().map(ToString::to_string).collect(),
+        san_uri: parsed.uris.clone(),
+        key_type: parsed.key_type,
+        key_size: parsed.key_bits,
+        requested_by: who.token_id.clone(),
+        note,
+        created_at: now(),
+        approved_by: None,
+        approved_at: None,
+        rejected_by: None,
+        rejected_at: None,
+        reason: None,
+        certificate_id: None,
+        signed_at: None,
+        key_label: None,
+        key_id: Vec::new(),
+        spki_sha256: hex::encode(Sha256::digest(&parsed.spki_der)),
+    }
+}
+
+fn wrong_state(rec: &CsrRecord, wanted: &str) -> ServiceError {
+    ServiceError::InvalidState(format!("CSR {} is {:?}; {wanted}", rec.id, rec.status))
+}
+
+impl Pki {
+    /// A CSR of the caller's tenant.
+    pub fn csr_for(&self, who: &Principal, id: &str) -> Result<CsrRecord, ServiceError> {
+        match self.store.get_csr(id)? {
+            Some(r) if r.tenant == who.tenant => Ok(r),
+            _ => Err(ServiceError::NotFound {
+                kind: "csr",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Take a CSR in for review; its self-signature is verified now.
+    pub fn import_csr(
+        &self,
+        who: &Principal,
+        req: ImportCsrRequest,
+    ) -> Result<CsrRecord, ServiceError> {
+        let note = short_text("note", req.note)?;
+        let parsed = csr::parse_and_verify(&req.csr_pem)?;
+        let mut rec = record_from(
+            who,
+            new_id("csr"),
+            CsrSource::Imported,
+            req.csr_pem.trim().to_string() + "\n",
+            &parsed,
+            note,
+        );
+        self.store.insert_csr(&mut rec)?;
+        Ok(rec)
+    }
+
+    pub fn list_csrs(
+        &self,
+        who: &Principal,
+        status: Option<CsrStatus>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<CsrRecord>, Option<u64>), ServiceError> {
+        Ok(self.store.list_csrs(&who.tenant, after, limit, |r| {
+            status.is_none_or(|s| r.status == s)
+        })?)
+    }
+
+    pub fn approve_csr(&self, who: &Principal, id: &str) -> Result<CsrRecord, ServiceError> {
+        let rec = self.csr_for(who, id)?;
+        if self.settings.four_eyes && rec.requested_by == who.token_id {
+            return Err(ServiceError::FourEyes);
+        }
+        self.store
+            .update_csr(id, |r| {
+                if r.status != CsrStatus::Pending {
+                    return Err(wrong_state(r, "only a pending CSR can be approved"));
+                }
+                r.status = CsrStatus::Approved;
+                r.approved_by = Some(who.token_id.clone());
+                r.approved_at = Some(now());
+                Ok(())
+            })?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "csr",
+                id: id.to_string(),
+            })
+    }
+
+    pub fn reject_csr(
+        &self,
+        who: &Principal,
+        id: &str,
+        req: RejectRequest,
+    ) -> Result<CsrRecord, ServiceError> {
+        self.csr_for(who, id)?;
+        let reason = short_text("reason", req.reason)?;
+        self.store
+            .update_csr(id, |r| {
+                if !matches!(r.status, CsrStatus::Pending | CsrStatus::Approved) {
+                    return Err(wrong_state(
+                        r,
+                        "only a pending or approved CSR can be rejected",
+                    ));
+                }
+                r.status = CsrStatus::Rejected;
+                r.rejected_by = Some(who.token_id.clone());
+                r.rejected_at = Some(now());
+                r.reason = reason.clone();
+                Ok(())
+            })?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "csr",
+                id: id.to_string(),
+            })
+    }
+
+    /// Sign an approved CSR with a CA: the names a reviewer approved, a plain leaf profile
+    /// (keyUsage fitted to the key, extKeyUsage as asked or serverAuth + clientAuth).
+    pub fn sign_approved_csr(
+        &self,
+        who: &Principal,
+        id: &str,
+        req: SignApprovedRequest,
+    ) -> Result<(Pending, String), ServiceError> {
+        let rec = self.csr_for(who, id)?;
+        if rec.status != CsrStatus::Approved {
+            return Err(wrong_state(&rec, "only an approved CSR can be signed"));
+        }
+        if req.validity_days == 0 || req.validity_days > 36_500 {
+            return Err(ServiceError::InvalidRequest(
+                "validity_days must be between 1 and 36500".into(),
+            ));
+        }
+        let ext_key_usage = match &req.ext_key_usage {
+            None => vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            Some(list) => list
+                .0
+                .iter()
+                .map(|u| {
+                    ExtKeyUsage::parse(u).ok_or_else(|| {
+                        ServiceError::InvalidRequest(format!(
+                            "ext_key_usage {u:?} is not one of {}",
+                            ExtKeyUsage::ALL.map(ExtKeyUsage::name).join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let ca = self.ca_for(who, &req.ca_id)?;
+        self.ensure_can_sign(&ca)?;
+        let parsed = csr::parse_and_verify(&rec.csr_pem)?;
+        let ttl = Ttl::from_secs(u64::from(req.validity_days) * 86_400);
+        // The reviewer approved these exact names: a profile that lets them all through,
+        // still refusing malformed ones.
+        let profile = Role {
+            ca_id: ca.id.clone(),
+            enforce_hostnames: false,
+            allowed_uri_sans: vec!["*".into()],
+            ttl: Some(ttl),
+            max_ttl: ttl,
+            key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+            ext_key_usage,
+            not_before_duration: Ttl::from_secs(30),
+            ..policy_probe_role(&who.tenant)
+        };
+        let names = policy::approve_names(
+            &profile,
+            &RequestedNames {
+                common_name: parsed.common_name.clone(),
+                dns: parsed.dns.clone(),
+                ips: parsed.ips.iter().map(ToString::to_string).collect(),
+                uris: parsed.uris.clone(),
+                exclude_cn_from_sans: false,
+            },
+        )?;
+        let plan = LeafPlan {
+            role: &profile,
+            names,
+            spki_der: parsed.spki_der,
+            key_type: parsed.key_type,
+            key_bits: parsed.key_bits,
+            ttl: Some(ttl),
+            source: CertSource::Signed,
+            record_role: false,
+            csr_id: Some(rec.id.clone()),
+        };
+        let pending = self.sign_and_record(who, &ca, plan, None)?;
+        Ok((pending, rec.id))
+    }
+
+    /// After the certificate is durable: mark the CSR signed and point it at it.
+    pub fn mark_csr_signed(&self, id: &str, cert_id: &str) -> Result<CsrRecord, ServiceError> {
+        self.store
+            .update_csr(id, |r| {
+                if r.status != CsrStatus::Approved {
+                    return Err(wrong_state(r, "it was signed or rejected meanwhile"));
+                }
+                r.status = CsrStatus::Signed;
+                r.certificate_id = Some(cert_id.to_string());
+                r.signed_at = Some(now());
+                Ok(())
+            })?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "csr",
+                id: id.to_string(),
+            })
+    }
+
+    /// Make a key pair in the token and a CSR signed by it. No private key ever leaves.
+    pub fn generate_csr(
+        &self,
+        who: &Principal,
+        req: GenerateCsrRequest,
+    ) -> Result<CsrRecord, ServiceError> {
+        let spec = KeySpec::from_type_and_size(req.key_type.unwrap_or(KeyType::Ec), req.key_size)?;
+        let fields = SubjectFields {
+            organization: req.subject.organization.0,
+            ou: req.subject.ou.0,
+            country: req.subject.country.0,
+            locality: req.subject.locality.0,
+            province: req.subject.province.0,
+        };
+        // The same checks a role's names get, with nothing restricted but the forms.
+        let permissive = Role {
+            allow_any_name: true,
+            require_cn: true,
+            ..policy_probe_role(&who.tenant)
+        };
+        let names = policy::approve_names(
+            &permissive,
+            &RequestedNames {
+                common_name: Some(req.subject.common_name.clone()),
+                dns: req.san_dns.0,
+                ips: req.san_ip.0,
+                uris: vec![],
+                exclude_cn_from_sans: true,
+            },
+        )?;
+        for c in &fields.country {
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "country {c:?} must be a two-letter ISO 3166 code in capitals"
+                )));
+            }
+        }
+        let subject = crate::ca::subject_name(names.common_name.as_deref(), &fields)?;
+        let id = new_id("csr");
+        let generated = self
+            .token
+            .generate_key_pair(spec, &format!("scaivault-csr-{id}"))?;
+        let signer = self.token.signer(&generated.key);
+        let built = crate::ca::csr::build_csr(
+            &subject,
+            &generated.spki_der,
+            spec,
+            &names.dns,
+            &names.ips,
+            &signer,
+        )
+        .and_then(|pem| {
+            Ok((
+                csr::parse_and_verify(&pem)
+                    .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
+                pem,
+            ))
+        });
+        let (parsed, pem) = match built {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.token.destroy_key_pair(&generated.key);
+                return Err(e.into());
+            }
+        };
+        let mut rec = record_from(who, id, CsrSource::Generated, pem, &parsed, None);
+        rec.key_label = Some(generated.key.label.clone());
+        rec.key_id = generated.key.id.clone();
+        self.store.insert_csr(&mut rec)?;
+        Ok(rec)
+    }
+}
+
+/// A role that refuses nothing but malformed names, as a base for ad-hoc checks.
+fn policy_probe_role(tenant: &str) -> Role {
+    Role {
+        name: String::new(),
+        tenant: tenant.to_string(),
+        ca_id: String::new(),
+        allowed_domains: vec![],
+        allow_subdomains: false,
+        allow_bare_domains: false,
+        allow_glob_domains: false,
+        allow_wildcard_certificates: true,
+        allow_localhost: true,
+        allow_any_name: true,
+        enforce_hostnames: true,
+        allow_ip_sans: true,
+        allowed_uri_sans: vec![],
+        ttl: None,
+        max_ttl: Ttl::from_secs(86_400),
+        key_type: RoleKeyType::Any,
+        key_bits: 0,
+        key_usage: vec![KeyUsage::DigitalSignature],
+        ext_key_usage: vec![],
+        subject: SubjectFields::default(),
+        use_csr_common_name: true,
+        use_csr_sans: true,
+        not_before_duration: Ttl::from_secs(0),
+        require_cn: false,
+        store_private_keys: false,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
