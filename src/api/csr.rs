@@ -144,11 +144,20 @@ pub async fn list(
     })))
 }
 
+/// Approval takes no fields; a body, if any, must be `{}` (a typo must not pass silently).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveRequest {}
+
 pub async fn approve(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let _: ApproveRequest = parse_json(&body)?;
+    }
     let pki = st.pki.clone();
     let rec = blocking(move || pki.approve_csr(&who, &id)).await?;
     Ok(Json(view(&rec, &st.token_label, false)))
