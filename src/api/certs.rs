@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody, PathParam, QueryParams};
+use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
 use super::{blocking, durable, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
@@ -89,14 +89,9 @@ pub async fn renew(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
     // An empty body means "renew with the defaults".
-    let req: RenewRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RenewRequest::default()
-    } else {
-        super::extract::parse_json(&body)?
-    };
+    OptionalJson(req): OptionalJson<RenewRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.renew(&who, &id, req)).await?;
     let issued = durable(&st, pending).await?;

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{parse_json, Caller, JsonBody, PathParam, QueryParams};
+use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
 use super::{blocking, durable, AppState};
 use crate::service::csr::{
     GenerateCsrRequest, ImportCsrRequest, RejectRequest, SignApprovedRequest,
@@ -145,19 +145,16 @@ pub async fn list(
 }
 
 /// Approval takes no fields; a body, if any, must be `{}` (a typo must not pass silently).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ApproveRequest {}
+pub struct ApproveRequest {}
 
 pub async fn approve(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
-    body: axum::body::Bytes,
+    OptionalJson(ApproveRequest {}): OptionalJson<ApproveRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let _: ApproveRequest = parse_json(&body)?;
-    }
     let pki = st.pki.clone();
     let rec = blocking(move || pki.approve_csr(&who, &id)).await?;
     Ok(Json(view(&rec, &st.token_label, false)))
@@ -167,13 +164,8 @@ pub async fn reject(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
-    body: axum::body::Bytes,
+    OptionalJson(req): OptionalJson<RejectRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let req: RejectRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RejectRequest::default()
-    } else {
-        parse_json(&body)?
-    };
     let pki = st.pki.clone();
     let rec = blocking(move || pki.reject_csr(&who, &id, req)).await?;
     Ok(Json(view(&rec, &st.token_label, false)))

@@ -19,19 +19,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body exceeds the configured limit",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// The request body, with our errors: 413 `body_too_large` past the configured limit.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body exceeds the configured limit",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+        }
+    })
 }
 
 /// Parse JSON with our error codes: `invalid_json` for syntax, `invalid_request` for shape.
@@ -110,5 +115,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
             .await
             .map(|p| PathParam(p.0))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+    }
+}
+
+/// A JSON body that may be left out entirely: an empty body means `T::default()`; any
+/// other body is parsed as strictly as [`JsonBody`] does.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
     }
 }

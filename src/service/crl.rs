@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::{Pki, ServiceError};
-use crate::ca::crl::{sign_crl, CrlKind, RevokedList, REMOVE_FROM_CRL};
+use crate::ca::crl::{sign_crl, CrlKind, RevokedList, SignedCrl, REMOVE_FROM_CRL};
 use crate::ca::Issuer;
 use crate::policy::Ttl;
 use crate::store::{CrlMeta, DeltaBase, DeltaMeta, RevChange};
@@ -94,10 +94,7 @@ impl Pki {
     fn rebuild(&self, ca_id: &str, new_delta_base: bool) -> Result<CrlMeta, ServiceError> {
         let lock = self.build_lock(ca_id);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let ca = self.ca_public(ca_id)?;
-        let key = ca.key_ref();
-        let signer = self.token.signer(&key);
-        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+        self.ca_public(ca_id)?;
 
         // Read the log position first: anything revoked during the scan is either in this
         // CRL or has a later sequence number, so the next delta lists it.
@@ -113,8 +110,8 @@ impl Pki {
         let this_update = now();
         let next_update = this_update + self.settings.crl.next_update.as_duration();
         let freshest = self.delta_url(ca_id);
-        let signed = sign_crl(
-            &issuer,
+        let signed = self.sign_crl_for(
+            ca_id,
             number,
             this_update,
             next_update,
@@ -169,10 +166,7 @@ impl Pki {
         let Some(base) = self.store.crl_meta(ca_id)?.and_then(|m| m.delta_base) else {
             return Ok(None);
         };
-        let ca = self.ca_public(ca_id)?;
-        let key = ca.key_ref();
-        let signer = self.token.signer(&key);
-        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+        self.ca_public(ca_id)?;
 
         let mut latest: Vec<(Vec<u8>, i64, u8)> = Vec::new();
         let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -200,8 +194,8 @@ impl Pki {
         let next_update = base
             .next_update
             .max(this_update + time::Duration::minutes(1));
-        let signed = sign_crl(
-            &issuer,
+        let signed = self.sign_crl_for(
+            ca_id,
             number,
             this_update,
             next_update,
@@ -220,6 +214,30 @@ impl Pki {
             self.cache(true, ca_id, signed.der, &delta.etag, number, next_update);
         }
         Ok(Some(delta))
+    }
+
+    /// Have the CA's token key sign a CRL (built, then verified, by `ca::crl`).
+    fn sign_crl_for(
+        &self,
+        ca_id: &str,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        list: RevokedList,
+        kind: CrlKind<'_>,
+    ) -> Result<SignedCrl, ServiceError> {
+        let ca = self.ca_public(ca_id)?;
+        let key = ca.key_ref();
+        let signer = self.token.signer(&key);
+        let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
+        Ok(sign_crl(
+            &issuer,
+            number,
+            this_update,
+            next_update,
+            list,
+            kind,
+        )?)
     }
 
     fn cache(
