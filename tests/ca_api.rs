@@ -8,11 +8,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use base64::Engine as _;
 use common::{
-    assert_error, daemon, openssl, output_text, parse_pkcs11_objects, pkilint_cert, pkilint_chain,
-    python_cryptography_check, require_python_cryptography, require_tool, unique_name, write_pem,
-    Auth,
+    assert_error, daemon, openssl, output_text, parse_pkcs11_objects, pem_to_der, pkilint_cert,
+    pkilint_chain, python_cryptography_check, require_python_cryptography, require_tool,
+    unique_name, write_pem, Auth,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -134,17 +133,6 @@ fn assert_ca_object(ca: &Value, req: &Value, key_type: &str, key_size: u64) {
     );
 }
 
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|e| panic!("PEM body is not base64 ({e}):\n{pem}"))
-}
-
 /// `openssl x509 -noout ARGS` on a PEM; returns stdout.
 fn openssl_x509(pem: &str, args: &[&str]) -> String {
     let p = write_pem("x509", pem);
@@ -161,29 +149,13 @@ fn openssl_x509(pem: &str, args: &[&str]) -> String {
 
 /// `openssl verify -x509_strict -CAfile root [-untrusted chain] leaf`.
 fn openssl_verify(root_pem: &str, untrusted: &[&str], leaf_pem: &str) -> (bool, String) {
-    let root = write_pem("verify-root", root_pem);
-    let leaf = write_pem("verify-leaf", leaf_pem);
-    let mut args: Vec<String> = vec![
-        "verify".into(),
-        "-x509_strict".into(),
-        "-CAfile".into(),
-        root.to_string_lossy().into_owned(),
-    ];
-    if !untrusted.is_empty() {
-        let chain = write_pem("verify-untrusted", &untrusted.concat());
-        args.push("-untrusted".into());
-        args.push(chain.to_string_lossy().into_owned());
-    }
-    if root_pem == leaf_pem {
-        args.push("-check_ss_sig".into());
-    }
-    args.push(leaf.to_string_lossy().into_owned());
-    let out = openssl(&args);
-    let text = output_text(&out);
-    (
-        out.status.success() && text.contains(": OK"),
-        format!("openssl {args:?}\n{text}"),
-    )
+    // A self-signed certificate verified against itself: check its signature too.
+    let extra: &[&str] = if root_pem == leaf_pem {
+        &["-check_ss_sig"]
+    } else {
+        &[]
+    };
+    common::openssl_verify(root_pem, untrusted, leaf_pem, extra)
 }
 
 /// Run the Python `cryptography` profile check over a chain (root first).
@@ -1145,28 +1117,10 @@ fn ca_private_keys_are_sensitive_and_never_extractable_in_the_token() {
             key.header
         );
 
-        let access = key.list_attr("Access");
-        for want in ["sensitive", "always sensitive", "never extractable"] {
-            assert!(
-                access.iter().any(|a| a == want),
-                "{label}: Access {access:?} lacks {want:?}\n{listing}"
-            );
-        }
-        assert!(
-            !access.iter().any(|a| a == "extractable"),
-            "{label}: key is extractable: Access {access:?}"
+        key.assert_sign_only_and_protected(
+            &label,
+            &["sensitive", "always sensitive", "never extractable"],
         );
-        let usage = key.list_attr("Usage");
-        assert!(
-            usage.iter().any(|u| u == "sign"),
-            "{label}: Usage {usage:?} lacks sign"
-        );
-        for bad in ["decrypt", "unwrap", "derive", "encrypt", "wrap"] {
-            assert!(
-                !usage.iter().any(|u| u == bad),
-                "{label}: private key Usage {usage:?} includes {bad}"
-            );
-        }
         let ck_id = key.attr("ID").unwrap_or_default();
         assert!(
             ck_id.len() == 32 && ck_id.chars().all(|c| c.is_ascii_hexdigit()),

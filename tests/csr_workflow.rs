@@ -11,10 +11,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use common::{
-    assert_error, daemon, merge, openssl, output_text, parse_pkcs11_objects, pkilint_cert,
-    random_hex, require_tool, unique_name, write_pem, Auth,
+    assert_error, daemon, der_to_pem, merge, openssl, openssl_csr, output_text,
+    parse_pkcs11_objects, pem_to_der, pkilint_cert, random_hex, require_tool, unique_name,
+    write_pem, Auth,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -45,28 +45,6 @@ fn parse_time(v: &Value, field: &str) -> OffsetDateTime {
         .unwrap_or_else(|e| panic!("{field} {t:?} is not RFC 3339: {e}"))
 }
 
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|e| panic!("PEM body is not base64 ({e}):\n{pem}"))
-}
-
-fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 fn percent_encode(v: &str) -> String {
     v.bytes()
         .map(|b| {
@@ -93,36 +71,6 @@ fn openssl_ok(args: &[&str]) -> String {
     let text = output_text(&out);
     assert!(out.status.success(), "openssl {args:?}: {text}");
     text
-}
-
-/// A CSR made by openssl with `newkey`: (csr_pem, key path).
-fn openssl_csr(newkey: &[&str], subj: &str, san: Option<&str>) -> (String, PathBuf) {
-    let d = daemon();
-    let key = d.scratch_path("csr.key");
-    let csr = d.scratch_path("csr.pem");
-    let mut args: Vec<String> = vec![
-        "req".into(),
-        "-new".into(),
-        "-nodes".into(),
-        "-keyout".into(),
-        key.to_string_lossy().into_owned(),
-        "-out".into(),
-        csr.to_string_lossy().into_owned(),
-        "-subj".into(),
-        subj.into(),
-    ];
-    args.extend(newkey.iter().map(|s| s.to_string()));
-    if let Some(san) = san {
-        args.push("-addext".into());
-        args.push(format!("subjectAltName={san}"));
-    }
-    let out = openssl(&args);
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        output_text(&out)
-    );
-    (common::read_to_string(&csr), key)
 }
 
 /// The SubjectPublicKeyInfo PEM of a certificate (`x509`) or CSR (`req`).
@@ -166,24 +114,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// `openssl verify -x509_strict -CAfile root -untrusted int leaf`.
 fn openssl_verify(root_pem: &str, int_pem: &str, leaf_pem: &str) -> (bool, String) {
-    let root = write_pem("verify-root", root_pem);
-    let int = write_pem("verify-int", int_pem);
-    let leaf = write_pem("verify-leaf", leaf_pem);
-    let args = [
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        root.to_str().unwrap(),
-        "-untrusted",
-        int.to_str().unwrap(),
-        leaf.to_str().unwrap(),
-    ];
-    let out = openssl(args);
-    let text = output_text(&out);
-    (
-        out.status.success() && text.contains(": OK"),
-        format!("openssl {args:?}\n{text}"),
-    )
+    common::openssl_verify(root_pem, &[int_pem], leaf_pem, &[])
 }
 
 /// `openssl req -in CSR -verify -noout`.
@@ -404,28 +335,7 @@ fn assert_token_key_is_locked_in(label: &str, kind: &str) {
         "{label}: {} is not {kind}",
         key.header
     );
-    let access = key.list_attr("Access");
-    for want in ["sensitive", "never extractable"] {
-        assert!(
-            access.iter().any(|a| a == want),
-            "{label}: Access {access:?} lacks {want:?}"
-        );
-    }
-    assert!(
-        !access.iter().any(|a| a == "extractable"),
-        "{label}: key is extractable: Access {access:?}"
-    );
-    let usage = key.list_attr("Usage");
-    assert!(
-        usage.iter().any(|u| u == "sign"),
-        "{label}: Usage {usage:?} lacks sign"
-    );
-    for bad in ["decrypt", "unwrap", "derive", "encrypt", "wrap"] {
-        assert!(
-            !usage.iter().any(|u| u == bad),
-            "{label}: private key Usage {usage:?} includes {bad}"
-        );
-    }
+    key.assert_sign_only_and_protected(label, &["sensitive", "never extractable"]);
 }
 
 // ---------------------------------------------------------------- the spec's workflow

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use common::{
-    assert_error, contains_bytes, daemon, merge, new_daemon_setup, openssl, output_text,
-    pkilint_cert, pkilint_chain, python_cryptography_check, read_tree, require_python_cryptography,
-    require_tool, start_daemon_on, unique_name, write_pem, Auth, Daemon,
+    assert_error, contains_bytes, daemon, der_to_pem, merge, new_daemon_setup, openssl,
+    openssl_verify, output_text, pem_to_der, pkilint_cert, pkilint_chain,
+    python_cryptography_check, read_tree, require_python_cryptography, require_tool,
+    start_daemon_on, unique_name, write_pem, Auth, Daemon,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -218,28 +219,6 @@ fn norm(pem: &str) -> String {
     pem.replace("\r\n", "\n").trim().to_string()
 }
 
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|e| panic!("PEM body is not base64 ({e}):\n{pem}"))
-}
-
-fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// `1A:2B:…` with upper-case hex pairs.
 fn assert_serial_format(serial: &str) {
     assert!(
@@ -374,36 +353,6 @@ fn list_all(query: &str) -> Vec<Value> {
 
 fn ids(rows: &[Value]) -> Vec<String> {
     rows.iter().map(id_of).collect()
-}
-
-/// `openssl verify -x509_strict -CAfile root [-untrusted chain] EXTRA leaf`.
-fn openssl_verify(
-    root_pem: &str,
-    untrusted: &[&str],
-    leaf_pem: &str,
-    extra: &[&str],
-) -> (bool, String) {
-    let root = write_pem("verify-root", root_pem);
-    let leaf = write_pem("verify-leaf", leaf_pem);
-    let mut args: Vec<String> = vec![
-        "verify".into(),
-        "-x509_strict".into(),
-        "-CAfile".into(),
-        root.to_string_lossy().into_owned(),
-    ];
-    if !untrusted.is_empty() {
-        let chain = write_pem("verify-untrusted", &untrusted.concat());
-        args.push("-untrusted".into());
-        args.push(chain.to_string_lossy().into_owned());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(leaf.to_string_lossy().into_owned());
-    let out = openssl(&args);
-    let text = output_text(&out);
-    (
-        out.status.success() && text.contains(": OK"),
-        format!("openssl {args:?}\n{text}"),
-    )
 }
 
 /// Run `openssl ARGS`, asserting success; returns stdout bytes.
@@ -554,32 +503,8 @@ fn openssl_serial(pem: &str) -> String {
 /// Make a CSR with openssl: `newkey` like `["-newkey", "rsa:2048"]`.
 /// Returns (csr_pem, key_pem).
 fn openssl_csr(newkey: &[&str], subj: &str, san: Option<&str>) -> (String, String) {
-    let d = daemon();
-    let key = d.scratch_path("csr.key");
-    let csr = d.scratch_path("csr.pem");
-    let mut args: Vec<String> = vec![
-        "req".into(),
-        "-new".into(),
-        "-nodes".into(),
-        "-keyout".into(),
-        key.to_string_lossy().into_owned(),
-        "-out".into(),
-        csr.to_string_lossy().into_owned(),
-        "-subj".into(),
-        subj.into(),
-    ];
-    args.extend(newkey.iter().map(|s| s.to_string()));
-    if let Some(san) = san {
-        args.push("-addext".into());
-        args.push(format!("subjectAltName={san}"));
-    }
-    let out = openssl(&args);
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        output_text(&out)
-    );
-    (common::read_to_string(&csr), common::read_to_string(&key))
+    let (csr, key) = common::openssl_csr(newkey, subj, san);
+    (csr, common::read_to_string(&key))
 }
 
 const P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];

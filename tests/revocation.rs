@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::{
-    assert_error, daemon, merge, new_daemon_setup, openssl, output_text,
+    assert_error, daemon, der_to_pem, merge, new_daemon_setup, openssl, output_text, pem_to_der,
     require_python_cryptography, require_tool, start_daemon_on, unique_name, Auth, Daemon, Resp,
 };
 use serde_json::{json, Value};
@@ -202,28 +201,6 @@ fn assert_serial_format(serial: &str) {
             }),
         "serial_number {serial:?} should look like 1A:2B:.."
     );
-}
-
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|e| panic!("PEM body is not base64 ({e}):\n{pem}"))
-}
-
-fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 fn write_file(d: &Daemon, hint: &str, bytes: &[u8]) -> PathBuf {

@@ -534,6 +534,33 @@ impl P11Object {
     }
 
     /// A comma-separated attribute (`Usage`, `Access`) as a list of words.
+    /// Assert what pkcs11-tool says of a private key: it has every `access` flag (e.g.
+    /// "sensitive", "never extractable"), is not extractable, and may only sign.
+    pub fn assert_sign_only_and_protected(&self, label: &str, access: &[&str]) {
+        let have = self.list_attr("Access");
+        for want in access {
+            assert!(
+                have.iter().any(|a| a == want),
+                "{label}: Access {have:?} lacks {want:?}"
+            );
+        }
+        assert!(
+            !have.iter().any(|a| a == "extractable"),
+            "{label}: key is extractable: Access {have:?}"
+        );
+        let usage = self.list_attr("Usage");
+        assert!(
+            usage.iter().any(|u| u == "sign"),
+            "{label}: Usage {usage:?} lacks sign"
+        );
+        for bad in ["decrypt", "unwrap", "derive", "encrypt", "wrap"] {
+            assert!(
+                !usage.iter().any(|u| u == bad),
+                "{label}: private key Usage {usage:?} includes {bad}"
+            );
+        }
+    }
+
     pub fn list_attr(&self, name: &str) -> Vec<String> {
         self.attr(name)
             .map(|v| {
@@ -845,4 +872,92 @@ pub fn read_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// Does `needle` occur anywhere in `hay`?
 pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The DER inside a PEM block (the first one).
+pub fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("PEM body is not base64 ({e}):\n{pem}"))
+}
+
+/// DER as PEM with 64-character lines.
+pub fn der_to_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A CSR made by openssl: `newkey` like `["-newkey", "rsa:2048"]`, `san` like
+/// `DNS:a.example,IP:10.0.0.1`. Returns (csr_pem, path of the private key).
+pub fn openssl_csr(newkey: &[&str], subj: &str, san: Option<&str>) -> (String, PathBuf) {
+    let d = daemon();
+    let key = d.scratch_path("csr.key");
+    let csr = d.scratch_path("csr.pem");
+    let mut args: Vec<String> = vec![
+        "req".into(),
+        "-new".into(),
+        "-nodes".into(),
+        "-keyout".into(),
+        key.to_string_lossy().into_owned(),
+        "-out".into(),
+        csr.to_string_lossy().into_owned(),
+        "-subj".into(),
+        subj.into(),
+    ];
+    args.extend(newkey.iter().map(|s| s.to_string()));
+    if let Some(san) = san {
+        args.push("-addext".into());
+        args.push(format!("subjectAltName={san}"));
+    }
+    let out = openssl(&args);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        output_text(&out)
+    );
+    (read_to_string(&csr), key)
+}
+
+/// `openssl verify -x509_strict -CAfile root [-untrusted chain] [extra...] leaf`:
+/// (verified, the command and its output for messages).
+pub fn openssl_verify(
+    root_pem: &str,
+    untrusted: &[&str],
+    leaf_pem: &str,
+    extra: &[&str],
+) -> (bool, String) {
+    let root = write_pem("verify-root", root_pem);
+    let leaf = write_pem("verify-leaf", leaf_pem);
+    let mut args: Vec<String> = vec![
+        "verify".into(),
+        "-x509_strict".into(),
+        "-CAfile".into(),
+        root.to_string_lossy().into_owned(),
+    ];
+    if !untrusted.is_empty() {
+        let chain = write_pem("verify-untrusted", &untrusted.concat());
+        args.push("-untrusted".into());
+        args.push(chain.to_string_lossy().into_owned());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(leaf.to_string_lossy().into_owned());
+    let out = openssl(&args);
+    let text = output_text(&out);
+    (
+        out.status.success() && text.contains(": OK"),
+        format!("openssl {args:?}\n{text}"),
+    )
 }
