@@ -258,31 +258,7 @@ fn list_csr_ids(query: &str, limit: usize) -> Vec<String> {
 
 /// A throw-away openssl CA: (certificate PEM, certificate path, key path).
 fn outside_ca(cn: &str) -> (String, PathBuf, PathBuf) {
-    let d = daemon();
-    let key = d.scratch_path("outside-ca.key");
-    let cert = d.scratch_path("outside-ca.pem");
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-days",
-        "30",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    (common::read_to_string(&cert), cert, key)
+    common::openssl_ca(cn)
 }
 
 /// `openssl x509 -req` of `csr_pem` by the outside CA, copying the CSR's extensions.

@@ -520,31 +520,8 @@ const RSA2048_PSS: &[&str] = &[
 
 /// A self-signed EC CA made by openssl: (certificate PEM, key path).
 fn external_ca(cn: &str) -> (String, PathBuf) {
-    let d = daemon();
-    let key = d.scratch_path("ext-ca.key");
-    let cert = d.scratch_path("ext-ca.pem");
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-days",
-        "30",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    (common::read_to_string(&cert), key)
+    let (pem, _, key) = common::openssl_ca(cn);
+    (pem, key)
 }
 
 /// A leaf for `cn` signed by an openssl CA: (certificate PEM, key PEM).

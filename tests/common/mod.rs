@@ -961,3 +961,39 @@ pub fn openssl_verify(
         format!("openssl {args:?}\n{text}"),
     )
 }
+
+/// A throw-away self-signed EC CA made by openssl: (certificate PEM, certificate path,
+/// key path).
+pub fn openssl_ca(cn: &str) -> (String, PathBuf, PathBuf) {
+    let d = daemon();
+    let key = d.scratch_path("openssl-ca.key");
+    let cert = d.scratch_path("openssl-ca.pem");
+    let args: Vec<String> = vec![
+        "req".into(),
+        "-x509".into(),
+        "-newkey".into(),
+        "ec".into(),
+        "-pkeyopt".into(),
+        "ec_paramgen_curve:P-256".into(),
+        "-nodes".into(),
+        "-keyout".into(),
+        key.to_string_lossy().into_owned(),
+        "-out".into(),
+        cert.to_string_lossy().into_owned(),
+        "-subj".into(),
+        format!("/CN={cn}"),
+        "-days".into(),
+        "30".into(),
+        "-addext".into(),
+        "basicConstraints=critical,CA:TRUE".into(),
+        "-addext".into(),
+        "keyUsage=critical,keyCertSign,cRLSign".into(),
+    ];
+    let out = openssl(&args);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        output_text(&out)
+    );
+    (read_to_string(&cert), cert, key)
+}
