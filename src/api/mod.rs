@@ -1,6 +1,9 @@
 //! The HTTP front end: the only module that uses axum. Routes, JSON in and out,
 //! authentication, and the mapping of errors to statuses (in `error`).
 
+mod access;
+mod audit;
+mod authz;
 mod ca;
 mod certs;
 mod crl;
@@ -19,6 +22,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use authz::{rules, AuthThrottle, Need, Rule};
 pub use error::ApiError;
 
 use crate::service::{Pki, ServiceError};
@@ -29,6 +33,8 @@ pub struct AppState {
     pub pki: Arc<Pki>,
     /// For key URIs and health output.
     pub token_label: String,
+    /// Failed authentications per client address.
+    pub throttle: Arc<AuthThrottle>,
 }
 
 /// Run a blocking use case (token calls, disk flushes) off the async runtime.
@@ -84,6 +90,20 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route(
+            "/v1/sys/tenants",
+            get(access::list_tenants).post(access::create_tenant),
+        )
+        .route(
+            "/v1/auth/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route("/v1/auth/tokens/self", get(access::token_self))
+        .route(
+            "/v1/auth/tokens/{id}",
+            axum::routing::delete(access::revoke_token),
+        )
+        .route("/v1/audit", get(access::audit))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
@@ -121,6 +141,10 @@ pub fn router(state: AppState) -> Router {
             post(certs::private_key),
         )
         .route("/v1/pki/certificates/{id}/renew", post(certs::renew))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -141,7 +165,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the failed-authentication throttle.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
