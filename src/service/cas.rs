@@ -260,6 +260,7 @@ impl Pki {
                 certificates_issued: 0,
                 created_at: created,
                 revocation: None,
+                issuer_chain_pem: None,
             };
             match self.store.insert_ca(&rec) {
                 Ok(()) => return Ok(rec),

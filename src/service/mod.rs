@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cas;
+pub mod ceremony;
 pub mod certs;
 pub mod crl;
 pub mod csr;

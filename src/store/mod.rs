@@ -411,6 +411,7 @@ mod tests {
             certificates_issued: 0,
             created_at: crate::types::now(),
             revocation: None,
+            issuer_chain_pem: None,
         }
     }
 
