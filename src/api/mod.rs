@@ -1,6 +1,7 @@
 //! The HTTP front end: the only module that uses axum. Routes, JSON in and out,
 //! authentication, and the mapping of errors to statuses (in `error`).
 
+mod backup;
 mod ca;
 mod certs;
 mod crl;
@@ -84,6 +85,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route("/v1/sys/backup", get(backup::backup))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))

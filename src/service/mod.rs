@@ -5,6 +5,7 @@
 //! into HTTP responses.
 
 pub mod auth;
+pub mod backup;
 pub mod cas;
 pub mod ceremony;
 pub mod certs;
