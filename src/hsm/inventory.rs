@@ -196,15 +196,16 @@ impl Token {
 
     /// The mechanisms of the token that the daemon relies on.
     pub fn mechanisms(&self) -> Result<Mechanisms, HsmError> {
-        let list = self.with_session(|_| {
+        // One query per mechanism: the whole list would include vendor mechanisms that
+        // cryptoki does not know and logs an error for each.
+        self.with_session(|_| {
             let slot = self.find_slot()?;
-            Ok(self.ctx.get_mechanism_list(slot)?)
-        })?;
-        let has = |m: MechanismType| list.contains(&m);
-        Ok(Mechanisms {
-            ec: has(MechanismType::ECC_KEY_PAIR_GEN) && has(MechanismType::ECDSA),
-            rsa: has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) && has(MechanismType::RSA_PKCS),
-            aes_gcm: has(MechanismType::AES_KEY_GEN) && has(MechanismType::AES_GCM),
+            let has = |m: MechanismType| self.ctx.get_mechanism_info(slot, m).is_ok();
+            Ok(Mechanisms {
+                ec: has(MechanismType::ECC_KEY_PAIR_GEN) && has(MechanismType::ECDSA),
+                rsa: has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) && has(MechanismType::RSA_PKCS),
+                aes_gcm: has(MechanismType::AES_KEY_GEN) && has(MechanismType::AES_GCM),
+            })
         })
     }
 }

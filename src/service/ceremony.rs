@@ -1,6 +1,6 @@
-//! Key-ceremony use cases that have no HTTP endpoint (yet): link an intermediate
-//! certificate signed outside to the token key it was requested for, check every CA's key
-//! in the token, and show what the token holds.
+//! Key-ceremony use cases that have no HTTP endpoint (yet): a CSR for an intermediate
+//! whose key is made in the token, linking the certificate signed outside to that key,
+//! and checking every CA's key in the token.
 //!
 //! Creating roots, intermediates and in-token CSRs is done with the same use cases the API
 //! uses (`create_ca`, `generate_csr`); nothing here signs a certificate.
@@ -13,7 +13,7 @@ use x509_cert::Certificate;
 use super::certs::{check_issued_by, same_public_key};
 use super::{cas, Pki, Principal, ServiceError};
 use crate::ca::{self, verify};
-use crate::hsm::{HsmError, KeyAttributes, KeyRef, Pkcs11Uri, TokenObject};
+use crate::hsm::{HsmError, KeyAttributes, KeyRef, Pkcs11Uri};
 use crate::keys::KeySpec;
 use crate::store::{CaRecord, CsrSource, CsrStatus};
 use crate::types::{new_id, now, CaType, Serial};
@@ -33,6 +33,19 @@ pub struct ImportIntermediateRequest {
     pub chain_pem: Option<String>,
     /// The token key the certificate must be for; found from the certificate when absent.
     pub key: Option<Pkcs11Uri>,
+}
+
+/// A key pair in the token and a CSR for an intermediate CA that an offline or external
+/// root will sign. The subject is taken as written (a CA name, not a host name).
+#[derive(Debug, Clone, Default)]
+pub struct IntermediateCsrRequest {
+    pub common_name: String,
+    pub organization: Vec<String>,
+    pub ou: Vec<String>,
+    pub country: Vec<String>,
+    /// Default EC.
+    pub key_type: Option<crate::keys::KeyType>,
+    pub key_size: Option<u32>,
 }
 
 /// One CA's key, as `verify` found it.
@@ -109,21 +122,6 @@ impl Pki {
     /// The label of the token this service signs with.
     pub fn token_label(&self) -> &str {
         self.token.label()
-    }
-
-    /// Every object in the token, with its protection attributes.
-    pub fn token_objects(&self) -> Result<Vec<TokenObject>, ServiceError> {
-        Ok(self.token.list_objects()?)
-    }
-
-    /// The token's mechanisms that the daemon relies on.
-    pub fn token_mechanisms(&self) -> Result<crate::hsm::Mechanisms, ServiceError> {
-        Ok(self.token.mechanisms()?)
-    }
-
-    /// Any CA by id, of any tenant: for operators on the host.
-    pub fn ca_by_id(&self, id: &str) -> Result<CaRecord, ServiceError> {
-        self.ca_public(id)
     }
 
     /// Prove a key in the token is the certificate's: the public key object equals the
@@ -218,6 +216,30 @@ impl Pki {
             );
         }
         Ok(check)
+    }
+
+    /// A key pair in the token and a CSR for an intermediate CA (see
+    /// [`IntermediateCsrRequest`]). The CSR is recorded like any in-token CSR, which is how
+    /// `import_intermediate_ca` finds the key again.
+    pub fn generate_intermediate_csr(
+        &self,
+        who: &Principal,
+        req: IntermediateCsrRequest,
+    ) -> Result<crate::store::CsrRecord, ServiceError> {
+        let spec = KeySpec::from_type_and_size(
+            req.key_type.unwrap_or(crate::keys::KeyType::Ec),
+            req.key_size,
+        )?;
+        cas::check_common_name(&req.common_name)?;
+        super::csr::check_countries(&req.country)?;
+        let fields = crate::types::SubjectFields {
+            organization: req.organization,
+            ou: req.ou,
+            country: req.country,
+            ..Default::default()
+        };
+        let subject = ca::subject_name(Some(req.common_name.trim()), &fields)?;
+        self.csr_in_token(who, spec, &subject, &[], &[])
     }
 
     /// Make an intermediate CA from a certificate signed outside for a key that
