@@ -55,7 +55,10 @@ pub struct RestoreArgs {
     check: bool,
 }
 
-fn data_dir_of(data_dir: Option<PathBuf>, config: Option<&Path>) -> Result<Option<PathBuf>, CliError> {
+fn data_dir_of(
+    data_dir: Option<PathBuf>,
+    config: Option<&Path>,
+) -> Result<Option<PathBuf>, CliError> {
     match (data_dir, config) {
         (Some(d), _) => Ok(Some(d)),
         (None, Some(c)) => Ok(Some(load_config(c)?.data_dir)),
@@ -131,7 +134,13 @@ pub fn backup(args: BackupArgs) -> CmdResult {
     };
     match result {
         Ok((summary, source)) => {
-            record_step(None, &who, "backup", Some(&out.display().to_string()), Outcome::Ok);
+            record_step(
+                None,
+                &who,
+                "backup",
+                Some(&out.display().to_string()),
+                Outcome::Ok,
+            );
             Ok(Report {
                 json: json!({ "file": out, "source": source, "backup": summary }),
                 text: summary_text("Wrote", &out, &summary),
@@ -180,10 +189,9 @@ fn backup_offline(data_dir: &Path, out: &Path) -> Result<(BackupSummary, &'stati
 }
 
 fn backup_online(url: &str, args: &BackupArgs) -> Result<(BackupSummary, &'static str), CliError> {
-    let token_file = args
-        .token_file
-        .as_deref()
-        .ok_or_else(|| CliError::usage("--url needs --token-file FILE (a token with the \"sys\" capability)"))?;
+    let token_file = args.token_file.as_deref().ok_or_else(|| {
+        CliError::usage("--url needs --token-file FILE (a token with the \"sys\" capability)")
+    })?;
     let secret = read_text_file(token_file, "token file")?;
     let secret = secret.trim();
     let mut client = reqwest::blocking::Client::builder()
@@ -192,8 +200,9 @@ fn backup_online(url: &str, args: &BackupArgs) -> Result<(BackupSummary, &'stati
     if let Some(ca) = &args.ca_file {
         let pem = fs::read(ca)
             .map_err(|e| CliError::usage(format!("cannot read {}: {e}", ca.display())))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| CliError::usage(format!("{} is not a PEM certificate: {e}", ca.display())))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            CliError::usage(format!("{} is not a PEM certificate: {e}", ca.display()))
+        })?;
         client = client.add_root_certificate(cert);
     }
     let client = client
@@ -267,7 +276,13 @@ pub fn restore(args: RestoreArgs) -> CmdResult {
         })?;
     match store_backup::restore(&args.input, &data_dir) {
         Ok(s) => {
-            record_step(None, &who, "restore", Some(&data_dir.display().to_string()), Outcome::Ok);
+            record_step(
+                None,
+                &who,
+                "restore",
+                Some(&data_dir.display().to_string()),
+                Outcome::Ok,
+            );
             let mut text = summary_text("Restored", &args.input, &s);
             text.push_str(&format!(
                 "  into {}. Start the daemon on the same token; put the admin token's secret \

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    load_config, open_pki, open_token, operator, plain, read_text_file, record_step, write_new_file,
-    CliError, CmdResult, Outcome, Report,
+    load_config, open_pki, open_token, operator, plain, read_text_file, record_step,
+    write_new_file, CliError, CmdResult, Outcome, Report,
 };
 use scaivault_pki::ca::pem;
 use scaivault_pki::config::Config;
@@ -21,7 +21,8 @@ use scaivault_pki::service::{Pki, Principal};
 use scaivault_pki::store::CaRecord;
 use scaivault_pki::types::{rfc3339, CaType, Serial};
 
-const DAEMON_HINT: &str = "stop the daemon before a key ceremony (ceremonies work on the store directly)";
+const DAEMON_HINT: &str =
+    "stop the daemon before a key ceremony (ceremonies work on the store directly)";
 
 #[derive(Args)]
 pub struct CeremonyArgs {
@@ -149,11 +150,23 @@ pub fn run(args: CeremonyArgs) -> CmdResult {
     let pki = match open_pki(&cfg, DAEMON_HINT) {
         Ok(p) => p,
         Err(e) => {
-            record_step(None, &who, "ceremony.open", None, Outcome::Failed(&e.message));
+            record_step(
+                None,
+                &who,
+                "ceremony.open",
+                None,
+                Outcome::Failed(&e.message),
+            );
             return Err(plain(e));
         }
     };
-    record_step(Some(&pki), &who, "ceremony.open", Some(pki.token_label()), Outcome::Ok);
+    record_step(
+        Some(&pki),
+        &who,
+        "ceremony.open",
+        Some(pki.token_label()),
+        Outcome::Ok,
+    );
     let result = match args.step {
         Step::CreateRoot(ca) => create_ca(&pki, &who, ca, CaType::Root, None),
         Step::CreateIntermediate { parent, ca } => {
@@ -216,8 +229,8 @@ fn ca_json(pki: &Pki, rec: &CaRecord) -> Result<Value, CliError> {
     let serial = hex::decode(&rec.serial_hex)
         .map(|b| Serial::from_der_bytes(&b).to_colon_hex())
         .unwrap_or_default();
-    let cert_pem = pem("CERTIFICATE", &rec.certificate_der)
-        .map_err(|e| CliError::failed(e.to_string()))?;
+    let cert_pem =
+        pem("CERTIFICATE", &rec.certificate_der).map_err(|e| CliError::failed(e.to_string()))?;
     Ok(json!({
         "id": rec.id,
         "name": rec.name,
@@ -447,7 +460,13 @@ fn verify(pki: &Pki, who: &Principal) -> CmdResult {
     let mut failures = Vec::new();
     for c in &checks {
         if c.ok() {
-            record_step(Some(pki), who, "ceremony.verify_key", Some(&c.ca_id), Outcome::Ok);
+            record_step(
+                Some(pki),
+                who,
+                "ceremony.verify_key",
+                Some(&c.ca_id),
+                Outcome::Ok,
+            );
             text.push_str(&format!(
                 "ok      {} ({}): key in the token, matches its certificate, sensitive, not extractable\n",
                 c.name, c.ca_id

@@ -22,7 +22,9 @@ pub fn run(config: &Path) -> CmdResult {
     // The token first: a wrong PIN or a missing token is the commonest set-up mistake,
     // and nothing should be created before it is right.
     let token = open_token(&cfg).map_err(plain)?;
-    let status = token.status().map_err(|e| plain(CliError::failed(e.to_string())))?;
+    let status = token
+        .status()
+        .map_err(|e| plain(CliError::failed(e.to_string())))?;
     let mechanisms = token
         .mechanisms()
         .map_err(|e| plain(CliError::failed(e.to_string())))?;
@@ -53,8 +55,12 @@ pub fn run(config: &Path) -> CmdResult {
     }
     let store_dir = data_dir.join("store");
     let store_existed = store_dir.is_dir();
-    let store = Store::open(&store_dir)
-        .map_err(|e| plain(store_error(e, "init has nothing to do while the daemon runs")))?;
+    let store = Store::open(&store_dir).map_err(|e| {
+        plain(store_error(
+            e,
+            "init has nothing to do while the daemon runs",
+        ))
+    })?;
     let pki = Pki::new(
         store,
         Arc::new(token),
@@ -64,12 +70,24 @@ pub fn run(config: &Path) -> CmdResult {
         Ok(c) => c,
         Err(e) => {
             let msg = e.to_string();
-            record_step(Some(&pki), &who, "init.bootstrap_token", None, Outcome::Failed(&msg));
+            record_step(
+                Some(&pki),
+                &who,
+                "init.bootstrap_token",
+                None,
+                Outcome::Failed(&msg),
+            );
             return Err(plain(e.into()));
         }
     };
     if let Some(id) = &created {
-        record_step(Some(&pki), &who, "init.bootstrap_token", Some(id), Outcome::Ok);
+        record_step(
+            Some(&pki),
+            &who,
+            "init.bootstrap_token",
+            Some(id),
+            Outcome::Ok,
+        );
     }
     pki.flush().map_err(|e| plain(e.into()))?;
 
@@ -103,7 +121,11 @@ pub fn run(config: &Path) -> CmdResult {
     text.push_str(&format!(
         "Store in {}: {}.\n",
         store_dir.display(),
-        if store_existed { "already there" } else { "created" }
+        if store_existed {
+            "already there"
+        } else {
+            "created"
+        }
     ));
     text.push_str(&match &created {
         Some(id) => format!(

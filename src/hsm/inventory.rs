@@ -185,7 +185,10 @@ impl Token {
             ])?;
             match found.as_slice() {
                 [h] => read_spki(s, *h, spec),
-                [] => Err(HsmError::KeyNotFound(format!("{} (public half)", key.label))),
+                [] => Err(HsmError::KeyNotFound(format!(
+                    "{} (public half)",
+                    key.label
+                ))),
                 _ => Err(HsmError::Operation(format!(
                     "more than one public key has the id of {}",
                     key.label

@@ -28,8 +28,8 @@ use zeroize::Zeroizing;
 use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
 pub use encoding::EncodingError;
 pub use inventory::{Mechanisms, TokenObject};
-pub use uri::{ObjectType, Pkcs11Uri};
 use pool::Pool;
+pub use uri::{ObjectType, Pkcs11Uri};
 
 /// Errors of the token layer. `Unavailable` is the one callers map to 503.
 #[derive(Debug, thiserror::Error)]

@@ -177,9 +177,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_percent_decoding() {
-        let u: Pkcs11Uri = "pkcs11:token=my%20token;object=scaivault-ca-ca_1;id=%01%AB;type=private"
-            .parse()
-            .unwrap();
+        let u: Pkcs11Uri =
+            "pkcs11:token=my%20token;object=scaivault-ca-ca_1;id=%01%AB;type=private"
+                .parse()
+                .unwrap();
         assert_eq!(u.token.as_deref(), Some("my token"));
         assert_eq!(u.object.as_deref(), Some("scaivault-ca-ca_1"));
         assert_eq!(u.id.as_deref(), Some([0x01, 0xab].as_slice()));
@@ -189,12 +190,18 @@ mod tests {
             "pkcs11:token=my%20token;object=scaivault-ca-ca_1;id=%01%AB;type=private"
         );
         // RFC 7512 §3.3: unreserved characters may be given encoded or not.
-        let v: Pkcs11Uri = "PKCS11:object=%61bc;manufacturer=SoftHSM;x-vendor=1?module-name=softhsm2"
-            .parse()
-            .unwrap();
+        let v: Pkcs11Uri =
+            "PKCS11:object=%61bc;manufacturer=SoftHSM;x-vendor=1?module-name=softhsm2"
+                .parse()
+                .unwrap();
         assert_eq!(v.object.as_deref(), Some("abc"));
         assert!(v.selects("any", "abc", b"\x01", ObjectType::Public));
-        assert!(!u.selects("other token", "scaivault-ca-ca_1", &[1, 0xab], ObjectType::Private));
+        assert!(!u.selects(
+            "other token",
+            "scaivault-ca-ca_1",
+            &[1, 0xab],
+            ObjectType::Private
+        ));
     }
 
     #[test]
@@ -210,7 +217,10 @@ mod tests {
             "pkcs11:object",
         ] {
             let e = bad.parse::<Pkcs11Uri>().unwrap_err();
-            assert!(e.to_string().contains("not a usable PKCS#11 URI"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("not a usable PKCS#11 URI"),
+                "{bad}: {e}"
+            );
         }
     }
 }

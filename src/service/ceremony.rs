@@ -182,9 +182,10 @@ impl Pki {
         let attrs: KeyAttributes = match self.token.key_attributes(&key) {
             Ok(a) => a,
             Err(HsmError::KeyNotFound(_)) => {
-                check
-                    .problems
-                    .push(format!("its private key {} is not in the token", check.key_uri));
+                check.problems.push(format!(
+                    "its private key {} is not in the token",
+                    check.key_uri
+                ));
                 return Ok(check);
             }
             Err(e) => return Err(e.into()),
@@ -195,7 +196,9 @@ impl Pki {
         check.always_sensitive = Some(attrs.always_sensitive);
         check.never_extractable = Some(attrs.never_extractable);
         if !attrs.sensitive {
-            check.problems.push("its private key is not sensitive".into());
+            check
+                .problems
+                .push("its private key is not sensitive".into());
         }
         if attrs.extractable {
             check.problems.push("its private key is extractable".into());

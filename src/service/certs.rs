@@ -283,7 +283,10 @@ pub(crate) fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     matches!((bits(a), bits(b)), (Some(x), Some(y)) if x == y)
 }
 
-pub(crate) fn check_issued_by(child: &Certificate, parent: &Certificate) -> Result<(), ServiceError> {
+pub(crate) fn check_issued_by(
+    child: &Certificate,
+    parent: &Certificate,
+) -> Result<(), ServiceError> {
     let bad = |m: &str| ServiceError::InvalidChain(m.to_string());
     if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() {
         return Err(bad(

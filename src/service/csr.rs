@@ -370,14 +370,15 @@ impl Pki {
             .token
             .generate_key_pair(spec, &format!("scaivault-csr-{id}"))?;
         let signer = self.token.signer(&generated.key);
-        let built = crate::ca::csr::build_csr(subject, &generated.spki_der, spec, dns, ips, &signer)
-        .and_then(|pem| {
-            Ok((
-                csr::parse_and_verify(&pem)
-                    .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
-                pem,
-            ))
-        });
+        let built =
+            crate::ca::csr::build_csr(subject, &generated.spki_der, spec, dns, ips, &signer)
+                .and_then(|pem| {
+                    Ok((
+                        csr::parse_and_verify(&pem)
+                            .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
+                        pem,
+                    ))
+                });
         let (parsed, pem) = match built {
             Ok(v) => v,
             Err(e) => {

@@ -398,7 +398,11 @@ impl Pki {
             top_chain = p.issuer_chain_pem.clone();
         }
         // An intermediate signed outside: the issuers given when it was imported.
-        out.extend(top_chain.iter().flat_map(|c| crate::service::ceremony::split_pem_chain(c)));
+        out.extend(
+            top_chain
+                .iter()
+                .flat_map(|c| crate::service::ceremony::split_pem_chain(c)),
+        );
         Ok(out)
     }
 }

@@ -382,7 +382,10 @@ fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
     match fs::read_dir(dir) {
         Ok(mut it) => Ok(it.next().is_none()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(BackupError::Io(format!("cannot read {}: {e}", dir.display()))),
+        Err(e) => Err(BackupError::Io(format!(
+            "cannot read {}: {e}",
+            dir.display()
+        ))),
     }
 }
 
@@ -450,7 +453,11 @@ fn restore_into(path: &Path, store_dir: &Path) -> Result<BackupSummary, BackupEr
         .and_then(|m| m.insert(ID_FLOOR_KEY, &next_id.to_be_bytes()))
         .map_err(StoreError::from)?;
     db.flush().map_err(StoreError::from)?;
-    for f in fs::read_dir(store_dir.join(CRL_DIR)).into_iter().flatten().flatten() {
+    for f in fs::read_dir(store_dir.join(CRL_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         fs::File::open(f.path())
             .and_then(|f| f.sync_all())
             .map_err(|e| BackupError::Io(format!("cannot sync a CRL file: {e}")))?;
@@ -503,7 +510,10 @@ mod tests {
         bytes[at] = b'd';
         fs::write(&file, &bytes).unwrap();
         let data = tmp.path().join("restored");
-        assert!(matches!(restore(&file, &data), Err(BackupError::Damaged(_))));
+        assert!(matches!(
+            restore(&file, &data),
+            Err(BackupError::Damaged(_))
+        ));
         assert!(!data.join("store").exists());
 
         let cut = tmp.path().join("cut.backup");
@@ -527,7 +537,13 @@ mod tests {
             Err(BackupError::NotEmpty(_))
         ));
         let store = tmp.path().join("s");
-        for bad in ["../x.crl", "/etc/x.crl", "crls/../../x.crl", "other/x.crl", "crls/a/b.crl"] {
+        for bad in [
+            "../x.crl",
+            "/etc/x.crl",
+            "crls/../../x.crl",
+            "other/x.crl",
+            "crls/a/b.crl",
+        ] {
             assert!(file_target(&store, bad).is_err(), "{bad}");
         }
         assert!(file_target(&store, "crls/ca_1.delta.crl").is_ok());
