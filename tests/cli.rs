@@ -1010,6 +1010,10 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
         meta["entries"], 3,
         "two restored revocations and the new one: {meta}"
     );
+    assert!(
+        meta["crl_number"].as_u64().unwrap() > 1_700_000_000_000,
+        "CRL numbers jump past any published after the backup: {meta}"
+    );
     let dir = &setup.dir;
     let files = [
         ("root.pem", str_of(&fresh["ca_chain"][1])),

@@ -15,6 +15,8 @@
 //! `sha256` covers every byte before the `end` line; the counts must match too, so a
 //! truncated or altered file is refused before anything is written. `next_id` is above
 //! every sequence number the store had handed out: a restored store continues from it.
+//! A restore also moves every CA's CRL number up to the restore time in milliseconds, so
+//! CRL numbers keep growing past those published after the backup was taken.
 //!
 //! Consistency: the snapshot is taken with the store's write gate held exclusively, so
 //! no write is half visible in it; writers wait for the (local, sequential) copy.
@@ -377,6 +379,27 @@ fn file_target(store_dir: &Path, path: &str) -> Result<PathBuf, BackupError> {
     }
 }
 
+/// CRL numbers must only grow (RFC 5280 §5.2.3), but CRLs published after the backup was
+/// taken used numbers the backup does not know. So every CA's counter moves to at least
+/// the restore time in milliseconds since 1970: above anything published before, as no
+/// CA publishes a thousand CRLs a second. (The CRLs in the backup stay as they were.)
+fn raise_crl_numbers(db: &sled::Db) -> Result<(), BackupError> {
+    let floor = u64::try_from(crate::types::now().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let numbers = db.open_tree("crl_numbers").map_err(StoreError::from)?;
+    for item in numbers.iter() {
+        let (k, v) = item.map_err(StoreError::from)?;
+        let n = <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("CRL number".into()))?;
+        if n < floor {
+            numbers
+                .insert(k, &floor.to_be_bytes())
+                .map_err(StoreError::from)?;
+        }
+    }
+    Ok(())
+}
+
 /// Is `dir` absent or an empty directory?
 fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
     match fs::read_dir(dir) {
@@ -452,6 +475,7 @@ fn restore_into(path: &Path, store_dir: &Path) -> Result<BackupSummary, BackupEr
     db.open_tree("meta")
         .and_then(|m| m.insert(ID_FLOOR_KEY, &next_id.to_be_bytes()))
         .map_err(StoreError::from)?;
+    raise_crl_numbers(&db)?;
     db.flush().map_err(StoreError::from)?;
     for f in fs::read_dir(store_dir.join(CRL_DIR))
         .into_iter()
@@ -471,6 +495,7 @@ mod tests {
 
     fn store_with_data(dir: &Path) -> Store {
         let s = Store::open(dir).unwrap();
+        assert_eq!(s.reserve_crl_number("ca_1").unwrap(), 1);
         s.roles.insert(b"r1", b"role one".as_slice()).unwrap();
         s.meta.insert(b"x", b"y".as_slice()).unwrap();
         fs::create_dir_all(s.crl_dir.clone()).unwrap();
@@ -492,6 +517,10 @@ mod tests {
         let data = tmp.path().join("restored");
         restore(&file, &data).unwrap();
         let r = Store::open(&data.join("store")).unwrap();
+        assert!(
+            r.reserve_crl_number("ca_1").unwrap() > 1_700_000_000_000,
+            "CRL numbers continue above any published after the backup"
+        );
         assert_eq!(r.roles.get(b"r1").unwrap().unwrap(), b"role one".as_slice());
         assert_eq!(r.meta.get(b"x").unwrap().unwrap(), b"y".as_slice());
         assert_eq!(r.read_crl("ca_1", false).unwrap().unwrap(), b"crl bytes");
