@@ -422,7 +422,7 @@ fn list_keys(cfg: &Config, who: &Principal, uri: Option<String>) -> CmdResult {
         None => "-",
     };
     let mut text = format!(
-        "{} object(s) in token {:?}\n{:<10} {:<5} {:>5} {:<9} {:<11} {:<32} {}\n",
+        "{} object(s) in token {:?}\n{:<10} {:<5} {:>5} {:<9} {:<11} {:<42} {}\n",
         objects.len(),
         token.label(),
         "TYPE",
@@ -435,7 +435,7 @@ fn list_keys(cfg: &Config, who: &Principal, uri: Option<String>) -> CmdResult {
     );
     for o in &objects {
         text.push_str(&format!(
-            "{:<10} {:<5} {:>5} {:<9} {:<11} {:<32} {}\n",
+            "{:<10} {:<5} {:>5} {:<9} {:<11} {:<42} {}\n",
             o.kind.name(),
             o.key_type.as_deref().unwrap_or("-"),
             o.bits.map_or("-".to_string(), |b| b.to_string()),
