@@ -57,3 +57,22 @@ pub async fn backup(State(st): State<AppState>, Caller(who): Caller) -> Result<R
     }
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_token_with_the_sys_capability_may_take_a_backup() {
+        let who = |caps: &[&str]| Principal {
+            token_id: "tok_1".into(),
+            tenant: "default".into(),
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+        };
+        assert!(require_capability(&who(&["sys", "admin"]), SYS_CAPABILITY).is_ok());
+        let e = require_capability(&who(&["admin"]), SYS_CAPABILITY).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(e.code, "forbidden");
+        assert!(require_capability(&who(&[]), SYS_CAPABILITY).is_err());
+    }
+}
