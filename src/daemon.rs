@@ -53,17 +53,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         path: store_dir.display().to_string(),
         message: e.to_string(),
     })?;
-    let pki = Arc::new(Pki::new(
-        store,
-        Arc::new(token),
-        Settings {
-            data_dir: cfg.data_dir.clone(),
-            public_base_url: cfg.public_base_url.clone(),
-            crl: cfg.crl.settings()?,
-            four_eyes: cfg.csr.four_eyes,
-            audit: cfg.audit.settings()?,
-        },
-    ));
+    let pki = Arc::new(Pki::new(store, Arc::new(token), service_settings(&cfg)?));
     if let Some(id) = pki
         .ensure_bootstrap_token()
         .map_err(|e| StartError::Io(e.to_string()))?
@@ -115,6 +105,17 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the use cases need from the configuration (the daemon and the command line).
+pub fn service_settings(cfg: &Config) -> Result<Settings, crate::config::ConfigError> {
+    Ok(Settings {
+        data_dir: cfg.data_dir.clone(),
+        public_base_url: cfg.public_base_url.clone(),
+        crl: cfg.crl.settings()?,
+        four_eyes: cfg.csr.four_eyes,
+        audit: cfg.audit.settings()?,
+    })
 }
 
 /// The data directory holds the root token and the store: owner only.

@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod authz;
+mod backup;
 mod ca;
 mod certs;
 mod crl;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(access::revoke_token),
         )
         .route("/v1/audit", get(access::audit))
+        .route("/v1/sys/backup", get(backup::backup))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))

@@ -51,7 +51,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-fn check_common_name(cn: &str) -> Result<(), ServiceError> {
+pub(crate) fn check_common_name(cn: &str) -> Result<(), ServiceError> {
     if cn.trim().is_empty() || cn.chars().count() > MAX_CN_LEN || cn.chars().any(char::is_control) {
         return Err(ServiceError::InvalidRequest(format!(
             "common_name must be 1 to {MAX_CN_LEN} printable characters"
@@ -260,6 +260,7 @@ impl Pki {
                 certificates_issued: 0,
                 created_at: created,
                 revocation: None,
+                issuer_chain_pem: None,
             };
             match self.store.insert_ca(&rec) {
                 Ok(()) => return Ok(rec),

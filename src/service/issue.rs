@@ -390,6 +390,7 @@ impl Pki {
     fn build_chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
         let mut out = vec![ca::pem("CERTIFICATE", &ca.certificate_der)?];
         let mut parent = ca.parent_id.clone();
+        let mut top_chain = ca.issuer_chain_pem.clone();
         // CA chains are short; the bound only guards against a corrupt store with a loop.
         for _ in 0..16 {
             let Some(pid) = parent else { break };
@@ -398,7 +399,14 @@ impl Pki {
             };
             out.push(ca::pem("CERTIFICATE", &p.certificate_der)?);
             parent = p.parent_id.clone();
+            top_chain = p.issuer_chain_pem.clone();
         }
+        // An intermediate signed outside: the issuers given when it was imported.
+        out.extend(
+            top_chain
+                .iter()
+                .flat_map(|c| crate::service::ceremony::split_pem_chain(c)),
+        );
         Ok(out)
     }
 }

@@ -7,7 +7,9 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cas;
+pub mod ceremony;
 pub mod certs;
 pub mod crl;
 pub mod csr;
