@@ -76,6 +76,11 @@ fn main() -> ExitCode {
                 },
             )) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e @ daemon::StartError::Config(_)) => {
+                    tracing::error!(error = %e, "cannot start");
+                    eprintln!("scaivault-pki: {e}");
+                    ExitCode::from(2)
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start");
                     eprintln!("scaivault-pki: {e}");
