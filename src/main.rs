@@ -69,12 +69,17 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(daemon::run(
+            let result = rt.block_on(daemon::run(
                 cfg,
                 daemon::Options {
                     exit_on_stdin_close,
                 },
-            )) {
+            ));
+            // Everything that matters is flushed by now. Don't wait on blocking threads
+            // that never end by themselves (a read of standard input, a token call stuck
+            // past the grace period).
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e @ daemon::StartError::Config(_)) => {
                     tracing::error!(error = %e, "cannot start");
