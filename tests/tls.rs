@@ -359,6 +359,57 @@ fn sighup_swaps_the_certificate_for_new_connections_and_keeps_open_ones() {
 
     // The pooled reqwest client keeps working too.
     assert_eq!(d.get("/v1/pki/ca").0, 200);
+
+    // The reload and the new certificate's expiry are in the metrics.
+    let m = d.request(reqwest::Method::GET, "/metrics", Auth::Root, &[], None);
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    assert!(
+        text.contains("scaivault_tls_reloads_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    let not_after: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("scaivault_tls_certificate_not_after_timestamp_seconds "))
+        .expect("no TLS expiry gauge")
+        .trim()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // The test certificates are valid for two days.
+    assert!(
+        not_after > now + 86_400.0 && not_after < now + 3.0 * 86_400.0,
+        "{not_after}"
+    );
+}
+
+#[test]
+fn a_client_that_never_completes_the_handshake_is_dropped() {
+    let Some((setup, pki)) = tls_setup("") else {
+        return;
+    };
+    let cfg = std::fs::read_to_string(&setup.config_path).unwrap();
+    std::fs::write(
+        &setup.config_path,
+        cfg.replace("[hsm]", "[server]\nheader_read_timeout = \"1s\"\n\n[hsm]"),
+    )
+    .unwrap();
+    let d = start_daemon_on_tls(&setup, &client(&pki, None)).expect("TLS daemon");
+    let mut tcp = TcpStream::connect(addr_of(&d)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tcp.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server sent something to a silent client");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(d.wait_for_log("timed out", 1, Duration::from_secs(5)));
 }
 
 #[test]

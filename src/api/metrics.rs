@@ -82,6 +82,11 @@ fn describe() {
         "scaivault_tls_reloads_total",
         "Reloads of the TLS certificate on SIGHUP, by result (ok, error)"
     );
+    describe_gauge!(
+        "scaivault_tls_certificate_not_after_timestamp_seconds",
+        Unit::Seconds,
+        "notAfter of the TLS server certificate in use, as a Unix time"
+    );
     describe_histogram!(
         "scaivault_token_sign_duration_seconds",
         Unit::Seconds,

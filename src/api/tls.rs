@@ -24,8 +24,8 @@ pub struct TlsReloader {
 impl TlsReloader {
     /// Read the files once; any problem stops the daemon with the key it is about.
     pub fn new(settings: TlsConfig) -> Result<Arc<Self>, ConfigError> {
-        let config = build(&settings)?;
-        log_loaded(&settings, &config, "TLS certificate loaded");
+        let (config, expiry) = build(&settings)?;
+        log_loaded(&settings, expiry, "TLS certificate loaded");
         Ok(Arc::new(TlsReloader {
             settings,
             current: RwLock::new(config),
@@ -46,20 +46,36 @@ impl TlsReloader {
         let result = build(&self.settings);
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("scaivault_tls_reloads_total", "result" => outcome).increment(1);
-        let config = result?;
-        log_loaded(&self.settings, &config, "TLS certificate reloaded");
+        let (config, expiry) = result?;
+        log_loaded(&self.settings, expiry, "TLS certificate reloaded");
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
         Ok(())
     }
 }
 
-fn log_loaded(settings: &TlsConfig, _config: &rustls::ServerConfig, what: &str) {
+fn log_loaded(settings: &TlsConfig, not_after: Option<i64>, what: &str) {
+    if let Some(t) = not_after {
+        metrics::gauge!("scaivault_tls_certificate_not_after_timestamp_seconds").set(t as f64);
+    }
     tracing::info!(
         cert_file = %settings.cert_file.display(),
+        not_after = not_after.unwrap_or_default(),
         mutual_tls = settings.client_ca_file.is_some(),
         client_cert_required = settings.client_cert_required(),
         "{what}"
     );
+}
+
+/// The server certificate's notAfter (Unix seconds), for the expiry gauge.
+fn not_after(leaf: &CertificateDer<'_>) -> Option<i64> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(leaf.as_ref()).ok()?;
+    let t = cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration();
+    i64::try_from(t.as_secs()).ok()
 }
 
 fn invalid(key: &'static str, message: String) -> ConfigError {
@@ -84,8 +100,12 @@ fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'stat
     Ok(certs)
 }
 
-fn build(settings: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+/// The server configuration and the certificate's notAfter.
+type Built = (Arc<rustls::ServerConfig>, Option<i64>);
+
+fn build(settings: &TlsConfig) -> Result<Built, ConfigError> {
     let chain = read_certs("tls.cert_file", &settings.cert_file)?;
+    let expiry = not_after(&chain[0]);
     let key = PrivateKeyDer::from_pem_file(&settings.key_file).map_err(|e| {
         invalid(
             "tls.key_file",
@@ -143,5 +163,5 @@ fn build(settings: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, ConfigError>
     // HTTP/1.1 only: the header-read timeout and graceful close that keep slow clients
     // in check are HTTP/1.1 mechanisms (see `serve`).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), expiry))
 }
