@@ -515,4 +515,30 @@ mod tests {
         ))
         .unwrap();
     }
+
+    #[test]
+    fn the_example_configuration_is_valid_with_and_without_its_tls_section() {
+        let text = include_str!("../hsm-config/scaivault-pki.toml");
+        let plain = parse(text).unwrap();
+        assert!(plain.tls.is_none());
+        // Uncomment the `# key = value` lines from `# [tls]` on.
+        let mut in_tls = false;
+        let mut with_tls = String::new();
+        for line in text.lines() {
+            if line == "# [tls]" {
+                in_tls = true;
+            }
+            let uncommented = line.strip_prefix("# ").filter(|l| {
+                in_tls
+                    && (l.starts_with('[')
+                        || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
+            });
+            with_tls.push_str(uncommented.unwrap_or(line));
+            with_tls.push('\n');
+        }
+        let c = parse(&with_tls).unwrap();
+        let tls = c.tls.expect("the [tls] example");
+        assert!(tls.client_ca_file.is_some() && tls.client_cert_required());
+        assert_eq!(tls.min_version, TlsVersion::Tls12);
+    }
 }
