@@ -318,7 +318,18 @@ fn the_api_is_served_over_https_and_not_over_plain_http() {
         !String::from_utf8_lossy(&reply).contains("200 OK"),
         "plain HTTP was served on the TLS port"
     );
-    assert!(d.wait_for_log("TLS handshake failed", 1, Duration::from_secs(5)));
+    assert!(handshake_failures(&d) >= 1.0);
+}
+
+/// `scaivault_tls_handshake_failures_total`, read over a fresh HTTPS connection.
+fn handshake_failures(d: &Daemon) -> f64 {
+    let text = d
+        .request(reqwest::Method::GET, "/metrics", Auth::Root, &[], None)
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("scaivault_tls_handshake_failures_total "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -409,7 +420,7 @@ fn a_client_that_never_completes_the_handshake_is_dropped() {
         took >= Duration::from_millis(800) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    assert!(d.wait_for_log("timed out", 1, Duration::from_secs(5)));
+    assert!(handshake_failures(&d) >= 1.0);
 }
 
 #[test]
@@ -482,6 +493,11 @@ fn mutual_tls_refuses_clients_without_a_certificate_from_the_client_ca() {
     let (_, out) = s_client(&d, &pki, None);
     assert!(!out.contains("HTTP/1.1 200"), "{out}");
     assert!(out.to_lowercase().contains("alert"), "{out}");
+    assert!(
+        d.wait_for_log("client certificate refused", 1, Duration::from_secs(5)),
+        "{}",
+        d.log_tail(3000)
+    );
 
     // With a certificate from another CA: refused.
     let stranger = client(&pki, Some("stranger")).client().unwrap();

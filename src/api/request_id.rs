@@ -72,7 +72,8 @@ pub(super) async fn observe(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(id.clone());
     let method = method_label(req.method());
     let route = route_label(&req);
-    let path = req.uri().path().to_string();
+    // Paths are ASCII (percent-encoded); a long one is cut, not logged whole.
+    let path: String = req.uri().path().chars().take(256).collect();
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;

@@ -153,8 +153,8 @@ pub async fn serve(
                     let stream =
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => return handshake_failed(peer, &e.to_string()),
-                            Err(_) => return handshake_failed(peer, "timed out"),
+                            Ok(Err(e)) => return handshake_failed(peer, Some(&e)),
+                            Err(_) => return handshake_failed(peer, None),
                         };
                     watcher
                         .watch(http.serve_connection(TokioIo::new(stream), service))
@@ -185,7 +185,21 @@ pub async fn serve(
     Ok(())
 }
 
-fn handshake_failed(peer: SocketAddr, why: &str) {
+/// Count every failed handshake; log client-certificate refusals (what an operator of
+/// mutual TLS wants to see) at info, and the rest — port probes, plain HTTP, timeouts —
+/// only at debug, so load-balancer probes do not flood the log.
+fn handshake_failed(peer: SocketAddr, error: Option<&std::io::Error>) {
+    use tokio_rustls::rustls::Error as TlsError;
     ::metrics::counter!("scaivault_tls_handshake_failures_total").increment(1);
-    tracing::info!(%peer, reason = %why, "TLS handshake failed");
+    let Some(error) = error else {
+        tracing::debug!(%peer, "TLS handshake timed out");
+        return;
+    };
+    let tls = error.get_ref().and_then(|e| e.downcast_ref::<TlsError>());
+    match tls {
+        Some(TlsError::NoCertificatesPresented | TlsError::InvalidCertificate(_)) => {
+            tracing::info!(%peer, error = %error, "TLS handshake failed: client certificate refused")
+        }
+        _ => tracing::debug!(%peer, error = %error, "TLS handshake failed"),
+    }
 }
