@@ -118,10 +118,17 @@ fn metrics_count_requests_by_route_template_and_report_token_crl_and_issuance() 
     let (s, v) = d.post(&format!("/v1/pki/ca/{ca_id}/crl"), &json!({}));
     assert_eq!(s, 200, "{v}");
 
-    // A token is needed by default.
+    // A token is needed by default, and one with the `sys` capability.
     let r = scrape(d, Auth::None);
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "unauthorized");
+    let (s, reader) = d.post(
+        "/v1/auth/tokens",
+        &json!({"name": unique_name("reader"), "tenant": "default", "capabilities": ["read"]}),
+    );
+    assert_eq!(s, 201, "{reader}");
+    let r = scrape(d, Auth::Bearer(reader["token"].as_str().unwrap()));
+    assert_eq!(r.status, 403, "{}", r.text());
 
     let r = scrape(d, Auth::Root);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -411,4 +418,52 @@ fn json_logs_carry_the_request_id_on_every_line_and_no_secrets() {
         "a bearer token is in the log"
     );
     assert!(!log.contains(&d.pin), "the PIN is in the log");
+}
+
+#[test]
+fn the_audit_log_records_the_request_id_the_client_saw() {
+    let d = daemon();
+    let role = unique_name("rid-role");
+    let ca = d.create_root("rid", json!({"key_type": "ec"}));
+    let body = serde_json::to_vec(&json!({
+        "name": role, "ca_id": ca["id"], "allowed_domains": ["example.com"]
+    }))
+    .unwrap();
+    // One with an id of the client's (with a ':', which the log layer accepts), one without.
+    let r1 = d.request(
+        reqwest::Method::POST,
+        "/v1/pki/roles",
+        Auth::Root,
+        &[("X-Request-Id", "client:rid-1")],
+        Some(("application/json", body)),
+    );
+    assert_eq!(r1.status, 201, "{}", r1.text());
+    assert_eq!(r1.header("x-request-id").as_deref(), Some("client:rid-1"));
+    let r2 = d.request(
+        reqwest::Method::DELETE,
+        &format!("/v1/pki/roles/{role}"),
+        Auth::Root,
+        &[],
+        None,
+    );
+    assert_eq!(r2.status, 204, "{}", r2.text());
+    let id2 = r2.header("x-request-id").unwrap();
+
+    let mut ids = Vec::new();
+    let mut since = 0u64;
+    loop {
+        let (s, v) = d.get(&format!("/v1/audit?since={since}&limit=1000"));
+        assert_eq!(s, 200, "{v}");
+        for e in v["entries"].as_array().unwrap() {
+            if let Some(id) = e["request_id"].as_str() {
+                ids.push(id.to_string());
+            }
+        }
+        match v["next"].as_u64() {
+            Some(n) => since = n,
+            None => break,
+        }
+    }
+    assert!(ids.iter().any(|i| i == "client:rid-1"), "{ids:?}");
+    assert!(ids.contains(&id2), "{id2} not in {ids:?}");
 }

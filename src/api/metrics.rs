@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::error::ApiError;
@@ -168,27 +167,21 @@ pub(super) fn record_request(method: &'static str, route: &str, status: u16, ela
     .record(elapsed.as_secs_f64());
 }
 
-/// Metrics span every tenant, so a token needs the `sys` capability to read them.
-fn may_read_metrics(caller: &Caller) -> bool {
-    caller.0.capabilities.iter().any(|c| c == "sys")
-}
-
-/// `GET /metrics`.
+/// `GET /metrics` with a bearer token; the access rule (`authz`) asks for `sys`, since
+/// the metrics span every tenant.
 pub(super) async fn scrape(
     State(st): State<AppState>,
-    Extension(opts): Extension<MetricsOptions>,
-    caller: Result<Caller, ApiError>,
+    _caller: Caller,
 ) -> Result<Response, ApiError> {
-    if !opts.unauthenticated_access {
-        let caller = caller?;
-        if !may_read_metrics(&caller) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "reading /metrics needs a token with the sys capability",
-            ));
-        }
-    }
+    render(st).await
+}
+
+/// `GET /metrics` for anyone, with `[metrics] unauthenticated_access = true`.
+pub(super) async fn scrape_public(State(st): State<AppState>) -> Result<Response, ApiError> {
+    render(st).await
+}
+
+async fn render(st: AppState) -> Result<Response, ApiError> {
     let Some(handle) = HANDLE.get() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

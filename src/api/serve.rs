@@ -17,7 +17,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -45,12 +45,12 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 pub fn app(state: AppState, opts: &ServeOptions) -> Router {
     let mut app = router(state.clone());
     if let Some(m) = opts.metrics {
-        app = app.merge(
-            Router::new()
-                .route("/metrics", get(metrics::scrape))
-                .layer(Extension(m))
-                .with_state(state),
-        );
+        let scrape = if m.unauthenticated_access {
+            get(metrics::scrape_public)
+        } else {
+            get(metrics::scrape)
+        };
+        app = app.merge(Router::new().route("/metrics", scrape).with_state(state));
     }
     app.layer(middleware::from_fn_with_state(
         opts.timeouts.request,
