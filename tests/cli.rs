@@ -430,6 +430,51 @@ fn roots_and_intermediates_are_made_in_the_token_listed_and_verified() {
         .collect();
     assert_eq!(bad.len(), 1, "{v}");
     assert_eq!(bad[0]["ca_id"], root["id"]);
+
+    // Every step above is in the audit log, by the operator, and the chain's head is
+    // signed after each one (no daemon runs to sign it later).
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "audit",
+            "verify",
+            "--data-dir",
+            &path_str(&setup.data_dir),
+        ],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["ok"], true, "{v}");
+    let entries = v["report"]["entries"].as_u64().unwrap();
+    assert!(entries >= 4, "init, two roots, verifies: {v}");
+    assert_eq!(
+        v["report"]["last_signed_seq"].as_u64(),
+        Some(entries),
+        "{v}"
+    );
+    let store = scaivault_pki::store::Store::open(&setup.data_dir.join("store")).unwrap();
+    let log: Vec<Value> = store
+        .audit_entries()
+        .map(|e| serde_json::from_slice(&e.unwrap().1).unwrap())
+        .collect();
+    assert!(
+        log.iter().any(|e| e["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("ceremony."))
+            && e["object_id"] == root["id"]
+            && e["outcome"] == "success"
+            && e["token_id"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("cli:"))),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|e| e["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("error:"))),
+        "the failed verify is recorded too: {log:?}"
+    );
 }
 
 /// The external root's files: (certificate, key).

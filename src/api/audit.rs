@@ -36,8 +36,12 @@ impl AuditSlot {
     }
 }
 
-/// The request id: the client's, when it is a sane token, else a new one.
+/// The request id: the one the outer layer gave the request (also on its log lines and
+/// in the response), else the client's when it is a sane token, else a new one.
 fn request_id(req: &Request) -> String {
+    if let Some(id) = req.extensions().get::<super::RequestId>() {
+        return id.0.clone();
+    }
     req.headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -273,6 +273,11 @@ fn serve(config: PathBuf, exit_on_stdin_close: bool) -> ExitCode {
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ daemon::StartError::Config(_)) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("scaivault-pki: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             eprintln!("scaivault-pki: {e}");

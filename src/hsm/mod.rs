@@ -574,6 +574,13 @@ impl Token {
         })
     }
 
+    /// At shutdown: close every idle session (closing the last one logs the token out).
+    /// Returns how many sessions are still open, lent to work that has not finished.
+    pub fn close_sessions(&self) -> usize {
+        self.pool.close_idle();
+        self.pool.counts().0
+    }
+
     /// Probe the token with a real round trip: a pooled, logged-in session and its token info.
     pub fn status(&self) -> Result<TokenStatus, HsmError> {
         let info = self.with_session(|s| {

@@ -174,6 +174,9 @@ impl Pki {
         let result =
             self.sign_and_store_ca(who, &req, &id, spec, days, parent.as_ref(), &generated);
         if let Ok(rec) = &result {
+            let issuer = rec.parent_id.clone().unwrap_or_else(|| rec.id.clone());
+            metrics::counter!("scaivault_certificates_issued_total", "ca_id" => issuer, "kind" => "ca")
+                .increment(1);
             // A CA has a valid, empty CRL from its creation on. Should the token fail right
             // here, the CRL worker builds it at its next run.
             if let Err(e) = self.rebuild_crl(&rec.id) {

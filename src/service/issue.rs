@@ -82,6 +82,9 @@ impl Pki {
     /// Wait (as part of a group commit) until the certificate's record is on disk.
     pub fn make_durable(&self, p: Pending) -> Result<Issued, ServiceError> {
         self.store.wait_durable(p.ticket)?;
+        let ca_id = p.issued.record.issuer_ca_id.clone().unwrap_or_default();
+        metrics::counter!("scaivault_certificates_issued_total", "ca_id" => ca_id, "kind" => "leaf")
+            .increment(1);
         Ok(p.issued)
     }
 }

@@ -15,6 +15,7 @@ pub mod crl;
 pub mod csr;
 pub mod input;
 pub mod issue;
+pub mod observe;
 pub mod revoke;
 pub mod roles;
 pub mod trust;
@@ -168,6 +169,11 @@ impl Pki {
     /// A real round trip to the token, for health checks.
     pub fn token_status(&self) -> Result<TokenStatus, ServiceError> {
         Ok(self.token.status()?)
+    }
+
+    /// Close the token's idle sessions at shutdown; returns how many remain in use.
+    pub fn close_token_sessions(&self) -> usize {
+        self.token.close_sessions()
     }
 
     /// Make everything written so far durable, e.g. at shutdown.
