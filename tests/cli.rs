@@ -152,6 +152,13 @@ fn str_of(v: &Value) -> String {
         .to_string()
 }
 
+/// The audit log's entries, as the daemon serves them.
+fn audit_entries(d: &Daemon) -> Vec<Value> {
+    let (s, v) = d.get("/v1/audit?limit=1000");
+    assert_eq!(s, 200, "{v}");
+    v["entries"].as_array().unwrap().clone()
+}
+
 // ---------------------------------------------------------------- init
 
 #[test]
@@ -709,6 +716,32 @@ fn an_intermediate_csr_signed_offline_is_imported_for_its_token_key_and_issues()
     // The daemon serves it and it issues; the store is locked meanwhile.
     let d = start_daemon_on(&setup).unwrap();
     ceremony_fails(&setup, &["verify"]).assert_one_sentence(1, "daemon");
+    // Every ceremony step is in the audit log, refusals included, by the operator.
+    let entries = audit_entries(&d);
+    let step = |action: &str, outcome: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action
+                && e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(outcome))
+                && e["token_id"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("cli:"))
+        })
+    };
+    assert!(step("ceremony.intermediate_csr", "success"), "{entries:?}");
+    assert!(
+        step("ceremony.import_intermediate", "error:"),
+        "{entries:?}"
+    );
+    assert!(
+        step("ceremony.import_intermediate", "success"),
+        "{entries:?}"
+    );
+    assert!(step("ceremony.verify_key", "success"), "{entries:?}");
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "ceremony.import_intermediate" && e["object_id"] == ca["id"]));
     // Listing the token needs no store: it works while the daemon runs.
     assert!(!ceremony(&setup, &["list-keys"])["objects"]
         .as_array()
@@ -930,7 +963,18 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
     stop.store(true, Ordering::Relaxed);
     let busy_issued = issuer.join().unwrap();
     assert!(busy_issued > 0);
+
     let summary = r.json();
+    // Both backups are in the audit log: the refused one and the one taken.
+    let audited = audit_entries(&d);
+    let backups: Vec<&Value> = audited
+        .iter()
+        .filter(|e| e["action"] == "sys.backup")
+        .collect();
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(backups[0]["outcome"], "error:unauthorized");
+    assert_eq!(backups[1]["outcome"], "success");
+    assert_eq!(backups[1]["tenant"], "default");
     assert_eq!(summary["source"], "daemon");
     assert_eq!(summary["backup"]["format"], "scaivault-pki-backup");
     assert!(

@@ -143,7 +143,8 @@ pub(crate) fn record_step(
     let ev = scaivault_pki::service::audit::AuditEvent {
         token_id: Some(who.token_id.clone()),
         tenant: Some(who.tenant.clone()),
-        action: format!("ceremony.{action}"),
+        // Already qualified: `ceremony.create_root`, `init.bootstrap_token`, …
+        action: action.to_string(),
         object_id: object_id.map(str::to_string),
         outcome,
         request_id: None,
