@@ -61,6 +61,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
             public_base_url: cfg.public_base_url.clone(),
             crl: cfg.crl.settings()?,
             four_eyes: cfg.csr.four_eyes,
+            limits: cfg.limits,
         },
     ));
     if let Some(id) = pki

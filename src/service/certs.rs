@@ -57,9 +57,6 @@ pub struct ImportRequest {
     pub chain_pem: Option<String>,
 }
 
-/// Most certificates accepted in one chain_pem.
-const MAX_CHAIN: usize = 16;
-
 impl Pki {
     /// A certificate of the caller's tenant.
     pub fn cert_for(&self, who: &Principal, id: &str) -> Result<CertRecord, ServiceError> {
@@ -190,12 +187,15 @@ impl Pki {
 
         let chain_pem = match &req.chain_pem {
             Some(pem) if !pem.trim().is_empty() => {
+                // The certificate itself counts too; counted before anything is decoded.
+                let max = self.limits().max_pem_certificates;
+                if 1 + crate::limits::count_pem_blocks(pem, "CERTIFICATE") > max {
+                    return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());
+                }
                 let chain = Certificate::load_pem_chain(pem.as_bytes())
                     .map_err(|e| ServiceError::InvalidChain(format!("chain_pem: {e}")))?;
-                if chain.len() > MAX_CHAIN {
-                    return Err(ServiceError::InvalidChain(format!(
-                        "more than {MAX_CHAIN} certificates"
-                    )));
+                if 1 + chain.len() > max {
+                    return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());
                 }
                 let mut child = &cert;
                 for parent in &chain {

@@ -125,6 +125,7 @@ impl Pki {
                 uris: req.uri_sans.0,
                 exclude_cn_from_sans: req.exclude_cn_from_sans,
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         self.issue_new_key(who, &role, names, ttl, req.private_key_format)
@@ -166,6 +167,7 @@ impl Pki {
         req: SignRequest,
     ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
+        self.check_csr_size(&req.csr_pem)?;
         let csr = csr::parse_and_verify(&req.csr_pem)?;
         let key = match csr.key_type {
             KeyType::Ec => CsrKey::Ec(csr.key_bits),
@@ -195,6 +197,7 @@ impl Pki {
                 uris,
                 exclude_cn_from_sans: req.exclude_cn_from_sans,
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         let ca = self.ca_for(who, &role.ca_id)?;
@@ -242,6 +245,7 @@ impl Pki {
                 uris: old.san_uri.clone(),
                 exclude_cn_from_sans: !old.san_dns.contains(&old.common_name),
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         self.issue_new_key(who, &role, names, ttl, req.private_key_format)

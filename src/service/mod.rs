@@ -81,6 +81,9 @@ pub enum ServiceError {
     CaExpired(String),
     #[error("the token is unavailable: {0}")]
     HsmUnavailable(String),
+    /// A configured limit (`[limits]`) refused the request.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitExceeded),
     /// Anything unexpected. The text goes to the log; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -131,6 +134,8 @@ pub struct Settings {
     pub crl: crl::CrlSettings,
     /// The token that imported a CSR may not approve it.
     pub four_eyes: bool,
+    /// Bounds on what a request's input can make us do.
+    pub limits: crate::limits::Limits,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.
@@ -157,6 +162,20 @@ impl Pki {
     /// A real round trip to the token, for health checks.
     pub fn token_status(&self) -> Result<TokenStatus, ServiceError> {
         Ok(self.token.status()?)
+    }
+
+    /// The configured `[limits]`.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.settings.limits
+    }
+
+    /// A client's CSR must fit `limits.max_csr_bytes` before it is parsed.
+    pub(crate) fn check_csr_size(&self, pem: &str) -> Result<(), ServiceError> {
+        let max = self.settings.limits.max_csr_bytes;
+        if pem.len() > max {
+            return Err(crate::limits::LimitExceeded::CsrTooLarge { max }.into());
+        }
+        Ok(())
     }
 
     /// Make everything written so far durable, e.g. at shutdown.
