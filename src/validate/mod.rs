@@ -277,7 +277,12 @@ pub fn parse_certificates(text: &str, field: &str, max: usize) -> Result<Vec<Vec
 
 /// Parse exactly one PEM certificate.
 pub fn parse_one_certificate(text: &str, field: &str) -> Result<Vec<u8>, InputError> {
-    let mut ders = parse_certificates(text, field, 1)?;
+    let mut ders = parse_certificates(text, field, 1).map_err(|e| match e {
+        InputError::TooMany { .. } => InputError::Certificate(format!(
+            "{field} must hold one PEM certificate, not more"
+        )),
+        other => other,
+    })?;
     match ders.pop() {
         Some(der) => Ok(der),
         None => Err(InputError::Certificate(format!(
