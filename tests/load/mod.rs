@@ -183,13 +183,13 @@ impl Op {
 
 /// Percent weights of the mix (they add up to 100).
 pub const MIX: [(Op, u64); 8] = [
-    (Op::Issue, 30),
-    (Op::Sign, 20),
-    (Op::Get, 15),
+    (Op::Issue, 35),
+    (Op::Sign, 25),
+    (Op::Get, 20),
     (Op::List, 5),
-    (Op::Revoke, 10),
-    (Op::CrlGet, 10),
-    (Op::CrlRebuild, 5),
+    (Op::Revoke, 4),
+    (Op::CrlGet, 5),
+    (Op::CrlRebuild, 1),
     (Op::CsrFlow, 5),
 ];
 
@@ -241,6 +241,8 @@ pub struct Sample {
 /// What the workers share.
 pub struct Recorder {
     pub acks: Mutex<Acks>,
+    /// The last certificates acknowledged, for reads and revocations to pick from.
+    recent: Mutex<std::collections::VecDeque<AckedCert>>,
     pub samples: Mutex<Vec<Sample>>,
     /// Answers that were neither a success nor an expected refusal (status and body).
     pub unexpected: Mutex<Vec<String>>,
@@ -253,6 +255,7 @@ impl Recorder {
     pub fn new(keep_samples: bool) -> Self {
         Recorder {
             acks: Mutex::new(Acks::default()),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             samples: Mutex::new(Vec::new()),
             unexpected: Mutex::new(Vec::new()),
             keep_samples,
@@ -292,16 +295,14 @@ impl Recorder {
         *e = (*e).max(num);
     }
 
-    /// A random acknowledged certificate that is not known to be revoked.
+    /// A random one of the last 1000 acknowledged certificates.
     fn some_cert(&self, rng: &mut Rng) -> Option<AckedCert> {
-        let acks = self.acks.lock().unwrap();
-        let n = acks.certs.len() as u64;
+        let recent = self.recent.lock().unwrap();
+        let n = recent.len() as u64;
         if n == 0 {
             return None;
         }
-        // Recent certificates are more interesting (and cheap to find): the last 1000.
-        let skip = n.saturating_sub(1000) + rng.below(n.min(1000));
-        acks.certs.values().nth(skip as usize).cloned()
+        recent.get(rng.below(n) as usize).cloned()
     }
 
     fn ack_cert(&self, v: &Value, issuer: &str) -> bool {
@@ -311,15 +312,19 @@ impl Recorder {
         if v["certificate"].as_str().is_none() {
             return false;
         }
-        let issuer = issuer.to_string();
-        self.acks.lock().unwrap().certs.insert(
-            id.to_string(),
-            AckedCert {
-                id: id.to_string(),
-                serial: serial.to_string(),
-                issuer,
-            },
-        );
+        let cert = AckedCert {
+            id: id.to_string(),
+            serial: serial.to_string(),
+            issuer: issuer.to_string(),
+        };
+        {
+            let mut recent = self.recent.lock().unwrap();
+            if recent.len() == 1000 {
+                recent.pop_front();
+            }
+            recent.push_back(cert.clone());
+        }
+        self.acks.lock().unwrap().certs.insert(id.to_string(), cert);
         true
     }
 }
