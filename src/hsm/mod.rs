@@ -231,6 +231,10 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// How long to wait before looking again for a key that was not found (see
+/// `present_or_unavailable`).
+const KEY_RECHECK_DELAY: Duration = Duration::from_millis(50);
+
 /// How often a missing token may trigger a library re-initialization.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -506,11 +510,15 @@ impl Token {
             ),
         };
         let raw = self.with_session(|s| {
-            let h = self.private_handle(s, key)?;
+            let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
+                self.private_handle(s, key)
+            })?;
             match s.sign(&mechanism, h, &data).map_err(HsmError::from) {
                 Err(e) if e.is_stale_handle() => {
                     self.forget_handle(key);
-                    let h = self.private_handle(s, key)?;
+                    let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
+                        self.private_handle(s, key)
+                    })?;
                     Ok(s.sign(&mechanism, h, &data)?)
                 }
                 other => other,
@@ -519,6 +527,49 @@ impl Token {
         match alg {
             SignatureAlgorithm::RsaPkcs1Sha256 => Ok(raw),
             _ => Ok(encoding::ecdsa_raw_to_der(alg, &raw)?),
+        }
+    }
+
+    /// A key that is not found may have gone with its token (its files unreadable, the
+    /// device pulled): the session still answers but finds nothing. That is an outage
+    /// (503, retry later), not a missing key (500). SoftHSM2 for one keeps answering
+    /// C_GetTokenInfo from memory then, so ask what a client of the token would see: a
+    /// token that shows no private key at all has lost its storage (or is not the token
+    /// the CAs were made in); one that shows others has really lost this key.
+    fn present_or_unavailable<T>(
+        &self,
+        s: &Session,
+        r: Result<T, HsmError>,
+        retry: impl Fn() -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        match r {
+            Err(HsmError::KeyNotFound(label)) => {
+                // What vanishes does not vanish at once: look again after a moment.
+                std::thread::sleep(KEY_RECHECK_DELAY);
+                match retry() {
+                    Err(HsmError::KeyNotFound(_)) => {}
+                    other => return other,
+                }
+                let probe = s
+                    .get_session_info()
+                    .map_err(HsmError::from)
+                    .and_then(|_| self.find_slot())
+                    .and_then(|slot| Ok(self.ctx.get_token_info(slot)?))
+                    .and_then(|_| {
+                        Ok(s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?)
+                    });
+                match probe {
+                    Ok(keys) if !keys.is_empty() => Err(HsmError::KeyNotFound(label)),
+                    Ok(_) => Err(HsmError::Unavailable(format!(
+                        "key {label} not found: the token shows no private key at all"
+                    ))),
+                    Err(e @ (HsmError::Unavailable(_) | HsmError::SessionLost(_))) => Err(e),
+                    Err(e) => Err(HsmError::Unavailable(format!(
+                        "key {label} not found and the token does not answer: {e}"
+                    ))),
+                }
+            }
+            other => other,
         }
     }
 
@@ -675,7 +726,23 @@ impl Token {
                 .as_slice()
             {
                 [h] => *h,
-                _ => return Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                _ => {
+                    let find = || match s
+                        .find_objects(&[
+                            Attribute::Class(ObjectClass::SECRET_KEY),
+                            Attribute::Label(sealed.key_label.as_bytes().to_vec()),
+                        ])?
+                        .as_slice()
+                    {
+                        [h] => Ok(*h),
+                        _ => Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                    };
+                    self.present_or_unavailable(
+                        s,
+                        Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                        find,
+                    )?
+                }
             };
             let mut iv = sealed.iv.clone();
             let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;

@@ -839,6 +839,16 @@ impl Daemon {
         self._child.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
+    /// The lines of this daemon's log that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> String {
+        fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The last `max` bytes of this daemon's log.
     pub fn log_tail(&self, max: usize) -> String {
         tail_of_file(&self.log_path, max)
