@@ -216,6 +216,8 @@ pub struct Token {
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
     /// When the library was last re-initialized to look for a vanished token.
     last_recovery: Mutex<Option<Instant>>,
+    /// Held for reading around every PKCS#11 call, for writing by `try_recover`.
+    library: std::sync::RwLock<()>,
     /// Serializes the first-use creation of the sealing key.
     seal_key_lock: Mutex<()>,
 }
@@ -257,9 +259,10 @@ impl Token {
             pool: Pool::new(cfg.pool_size),
             handles: Mutex::new(HashMap::new()),
             last_recovery: Mutex::new(None),
+            library: std::sync::RwLock::new(()),
             seal_key_lock: Mutex::new(()),
         };
-        let lease = token.pool.acquire(|| token.open_session())?;
+        let lease = token.pool.acquire(|| token.open_session_once())?;
         lease.release();
         Ok(token)
     }
@@ -292,18 +295,24 @@ impl Token {
 
     /// A token that vanished (unplugged, its store unreadable) is not rediscovered by the
     /// library on its own: SoftHSM2, like many modules, scans for tokens in C_Initialize.
-    /// So re-initialize, but only when no other session is lent out (finalizing would break
-    /// a call in flight) and not more often than `RECOVERY_INTERVAL`.
-    fn try_recover(&self) {
+    /// So re-initialize — only while no other thread is inside the library (the write lock
+    /// of `library`; if it is busy, a later call tries again) and not more often than
+    /// `RECOVERY_INTERVAL`. Returns whether the library was re-initialized. The caller
+    /// must not hold a `library` guard.
+    fn try_recover(&self) -> bool {
         let mut last = self.last_recovery.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
-            return;
+            return false;
         }
+        let Ok(_exclusive) = self.library.try_write() else {
+            return false;
+        };
         *last = Some(Instant::now());
+        drop(last);
         self.pool.close_idle();
-        // The caller's own reservation counts as one open session.
-        if self.pool.counts().0 > 1 {
-            return;
+        // No session can be lent out while the write lock is held; this is a backstop.
+        if self.pool.counts().0 > 0 {
+            return false;
         }
         // Object handles are renumbered by a new C_Initialize.
         self.handles
@@ -318,23 +327,12 @@ impl Token {
         {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
                 tracing::info!(token = %self.label, "re-initialized the PKCS#11 library to look for the token");
+                true
             }
             Err(e) => {
-                tracing::warn!(token = %self.label, error = %e, "re-initializing the PKCS#11 library failed")
+                tracing::warn!(token = %self.label, error = %e, "re-initializing the PKCS#11 library failed");
+                false
             }
-        }
-    }
-
-    /// Open and log in a session; if that fails for any reason but the PIN, look for the
-    /// token again (see `try_recover`) and retry once.
-    fn open_session(&self) -> Result<Session, HsmError> {
-        match self.open_session_once() {
-            Err(HsmError::PinIncorrect) => Err(HsmError::PinIncorrect),
-            Err(_) => {
-                self.try_recover();
-                self.open_session_once()
-            }
-            ok => ok,
         }
     }
 
@@ -354,20 +352,35 @@ impl Token {
 
     /// Run `f` on a pooled session. A session that lost its login is replaced and `f`
     /// retried once; a token that went away makes every idle session go too, so the next
-    /// call starts from slot discovery and the daemon recovers when the token returns.
+    /// call starts from slot discovery; a session that cannot be opened at all makes the
+    /// library look for the token again (`try_recover`) before one more try, so the daemon
+    /// recovers by itself when the token returns.
+    ///
+    /// Every PKCS#11 call runs under a read lock of `library`, which `try_recover` takes
+    /// for writing: C_Finalize while another thread is inside the library is undefined
+    /// behaviour (SoftHSM2 crashes).
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let mut attempts = 0;
+        let mut session_lost = false;
+        let mut recovered = false;
         loop {
-            attempts += 1;
-            let lease = self
-                .pool
-                .acquire(|| self.open_session())
-                .map_err(|e| match e {
-                    HsmError::TokenNotFound(_) | HsmError::SessionLost(_) => {
-                        HsmError::Unavailable(e.to_string())
+            let guard = self.library.read().unwrap_or_else(|p| p.into_inner());
+            let lease = match self.pool.acquire(|| self.open_session_once()) {
+                Ok(l) => l,
+                Err(HsmError::PinIncorrect) => return Err(HsmError::PinIncorrect),
+                Err(e) => {
+                    drop(guard);
+                    if !recovered && self.try_recover() {
+                        recovered = true;
+                        continue;
                     }
-                    other => other,
-                })?;
+                    return Err(match e {
+                        HsmError::TokenNotFound(_) | HsmError::SessionLost(_) => {
+                            HsmError::Unavailable(e.to_string())
+                        }
+                        other => other,
+                    });
+                }
+            };
             match f(lease.session()) {
                 Ok(v) => {
                     lease.release();
@@ -375,9 +388,10 @@ impl Token {
                 }
                 Err(HsmError::SessionLost(what)) => {
                     drop(lease);
-                    if attempts >= 2 {
+                    if session_lost {
                         return Err(HsmError::Unavailable(what));
                     }
+                    session_lost = true;
                 }
                 Err(e @ HsmError::Unavailable(_)) => {
                     drop(lease);
