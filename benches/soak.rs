@@ -35,6 +35,8 @@ struct Opts {
     warmup: Duration,
     seed: u64,
     out: Option<String>,
+    /// Reads only, after a prefill: the stored data stops growing.
+    read_only: bool,
 }
 
 const USAGE: &str = "\
@@ -46,6 +48,8 @@ usage: cargo bench --bench soak [-- OPTIONS]
   --warmup SECS       the first part of the run, left out of the flatness verdicts (default 60)
   --seed N            the load's RNG seed (default: from the clock; printed)
   --out FILE          also write the Markdown report to FILE
+  --mix mixed|read    the full mix (default), or reads only (get, list, CRL fetch) after
+                      a 30 s prefill with the full mix, so the stored data stops growing
 ";
 
 fn parse_opts() -> Result<Opts, String> {
@@ -56,6 +60,7 @@ fn parse_opts() -> Result<Opts, String> {
         warmup: Duration::from_secs(60),
         seed: load::fresh_seed(),
         out: None,
+        read_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -68,6 +73,11 @@ fn parse_opts() -> Result<Opts, String> {
             "--warmup" => o.warmup = Duration::from_secs(num(val()?)?),
             "--seed" => o.seed = num(val()?)?,
             "--out" => o.out = Some(val()?),
+            "--mix" => match val()?.as_str() {
+                "mixed" => o.read_only = false,
+                "read" => o.read_only = true,
+                other => return Err(format!("--mix is mixed or read, not {other}")),
+            },
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             "-h" | "--help" => return Err(USAGE.to_string()),
@@ -135,6 +145,24 @@ fn run(opts: &Opts) -> Result<bool, String> {
     );
 
     let rec = load::Recorder::new(true);
+    if opts.read_only {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            for i in 0..opts.concurrency {
+                let (fx, stop, rec) = (&fx, &stop, &rec);
+                sc.spawn(move || load::worker(fx, opts.seed ^ i as u64, stop, rec, false));
+            }
+            std::thread::sleep(Duration::from_secs(30));
+            stop.store(true, Ordering::Relaxed);
+        });
+        rec.clear_samples();
+        eprintln!("soak: prefilled; reads only from now on");
+    }
+    let mix: &[(load::Op, u64)] = if opts.read_only {
+        &load::READ_MIX
+    } else {
+        &load::MIX
+    };
     let readings: Mutex<Vec<Reading>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -143,7 +171,7 @@ fn run(opts: &Opts) -> Result<bool, String> {
         for _ in 0..opts.concurrency {
             let seed = rng.next_u64();
             let (fx, stop, rec) = (&fx, &stop, &rec);
-            sc.spawn(move || load::worker(fx, seed, stop, rec, false));
+            sc.spawn(move || load::worker_with_mix(fx, seed, stop, rec, false, mix));
         }
         // The sampler.
         let (stop, readings, d) = (&stop, &readings, &d);
@@ -222,9 +250,10 @@ fn report(
     let minutes = opts.duration.as_secs().div_ceil(60).max(1);
     let _ = writeln!(
         out,
-        "### Soak: {} s, {} client threads, seed {}\n",
+        "### Soak: {} s, {} client threads, {}, seed {}\n",
         opts.duration.as_secs(),
         opts.concurrency,
+        if opts.read_only { "reads only" } else { "mixed load" },
         opts.seed
     );
     let _ = writeln!(

@@ -49,7 +49,8 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     tracing::info!(token = %label, module = %cfg.hsm.module.display(), "logged in to the token");
 
     let store_dir = cfg.data_dir.join("store");
-    let store = Store::open(&store_dir).map_err(|e| StartError::Store {
+    let store = Store::open_with_cache(&store_dir, Some(cfg.limits.store_cache_bytes as u64))
+        .map_err(|e| StartError::Store {
         path: store_dir.display().to_string(),
         message: e.to_string(),
     })?;

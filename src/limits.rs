@@ -38,6 +38,8 @@ pub struct Limits {
     pub path_name_constraint_budget: usize,
     /// Largest CSR accepted, PEM text in bytes (413 `csr_too_large`).
     pub max_csr_bytes: usize,
+    /// The metadata store's page cache, in bytes: the bulk of the daemon's memory.
+    pub store_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,9 @@ impl Default for Limits {
             path_issuer_budget: 20_000,
             path_name_constraint_budget: 1_000_000,
             max_csr_bytes: 64 * 1024,
+            // sled's own default is 1 GiB; a CA's working set is far smaller (see the soak
+            // figures in BENCHMARKS.md).
+            store_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -63,7 +68,7 @@ impl Limits {
     /// Each limit must be at least 1 (0 would refuse everything) and below a ceiling
     /// that would make it no limit at all. Returns the offending key.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let rules: [(&'static str, usize, usize); 10] = [
+        let rules: [(&'static str, usize, usize); 11] = [
             ("limits.max_body_bytes", self.max_body_bytes, 1 << 30),
             (
                 "limits.max_concurrent_requests",
@@ -86,6 +91,7 @@ impl Limits {
                 1_000_000_000,
             ),
             ("limits.max_csr_bytes", self.max_csr_bytes, 1 << 20),
+            ("limits.store_cache_bytes", self.store_cache_bytes, 1 << 40),
         ];
         for (key, v, max) in rules {
             if v == 0 || v > max {

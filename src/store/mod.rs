@@ -130,9 +130,19 @@ pub(crate) fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
 const BOOTSTRAP_TOKEN_KEY: &[u8] = b"bootstrap_token_id";
 
 impl Store {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, with sled's default page cache (1 GiB).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        Self::open_with_cache(dir, None)
+    }
+
+    /// Open (or create) the store in `dir`; `cache_bytes` bounds sled's page cache, the
+    /// bulk of the daemon's memory (sled's default is 1 GiB).
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Self, StoreError> {
+        let mut cfg = sled::Config::new().path(dir);
+        if let Some(n) = cache_bytes {
+            cfg = cfg.cache_capacity(n);
+        }
+        let db = cfg.open()?;
         let ca_counts = db.open_tree("ca_counts")?;
         ca_counts.set_merge_operator(add_u64);
         Ok(Store {

@@ -193,9 +193,13 @@ pub const MIX: [(Op, u64); 8] = [
     (Op::CsrFlow, 5),
 ];
 
-fn pick(rng: &mut Rng) -> Op {
-    let mut r = rng.below(100);
-    for (op, w) in MIX {
+/// Reads only (the stored data stops growing): certificates, listings, CRLs.
+pub const READ_MIX: [(Op, u64); 3] = [(Op::Get, 60), (Op::List, 20), (Op::CrlGet, 20)];
+
+fn pick(rng: &mut Rng, mix: &[(Op, u64)]) -> Op {
+    let total: u64 = mix.iter().map(|(_, w)| w).sum();
+    let mut r = rng.below(total.max(1));
+    for &(op, w) in mix {
         if r < w {
             return op;
         }
@@ -248,10 +252,16 @@ pub struct Recorder {
     pub unexpected: Mutex<Vec<String>>,
     /// Keep latency samples (the soak does; the crash test need not).
     pub keep_samples: bool,
-    start: Instant,
+    start: Mutex<Instant>,
 }
 
 impl Recorder {
+    /// Forget the latency samples so far and start the clock again (e.g. after a prefill).
+    pub fn clear_samples(&self) {
+        self.samples.lock().unwrap().clear();
+        *self.start.lock().unwrap() = Instant::now();
+    }
+
     pub fn new(keep_samples: bool) -> Self {
         Recorder {
             acks: Mutex::new(Acks::default()),
@@ -259,12 +269,12 @@ impl Recorder {
             samples: Mutex::new(Vec::new()),
             unexpected: Mutex::new(Vec::new()),
             keep_samples,
-            start: Instant::now(),
+            start: Mutex::new(Instant::now()),
         }
     }
 
     pub fn since_start(&self) -> Duration {
-        self.start.elapsed()
+        self.start.lock().unwrap().elapsed()
     }
 
     fn sample(&self, op: Op, t0: Instant, ok: bool, no_answer: bool) {
@@ -272,7 +282,7 @@ impl Recorder {
             return;
         }
         let s = Sample {
-            at: t0.duration_since(self.start),
+            at: t0.saturating_duration_since(*self.start.lock().unwrap()),
             op,
             micros: u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX),
             ok,
@@ -338,13 +348,25 @@ pub fn worker(
     rec: &Recorder,
     stop_on_no_answer: bool,
 ) {
+    worker_with_mix(fx, seed, stop, rec, stop_on_no_answer, &MIX)
+}
+
+/// [`worker`] with another mix of operations.
+pub fn worker_with_mix(
+    fx: &Fixture,
+    seed: u64,
+    stop: &AtomicBool,
+    rec: &Recorder,
+    stop_on_no_answer: bool,
+    mix: &[(Op, u64)],
+) {
     let c = client();
     let mut rng = Rng::new(seed);
     let url = |p: &str| format!("{}{p}", fx.base);
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let op = pick(&mut rng);
+        let op = pick(&mut rng, mix);
         let t0 = Instant::now();
         let result = run_op(&c, fx, op, &mut rng, rec, n, &url);
         match result {
