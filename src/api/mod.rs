@@ -8,6 +8,7 @@ mod csr;
 mod error;
 mod extract;
 mod roles;
+mod secret;
 mod sys;
 mod trust;
 mod validate;

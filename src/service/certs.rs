@@ -51,8 +51,9 @@ fn cursor_mode(f: &CertFilter) -> u8 {
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub certificate_pem: String,
+    /// Wiped on drop, and never printed by `Debug`.
     #[serde(default)]
-    pub private_key_pem: Option<String>,
+    pub private_key_pem: Option<secrecy::SecretString>,
     #[serde(default)]
     pub chain_pem: Option<String>,
 }
@@ -175,7 +176,8 @@ impl Pki {
 
         let key = match &req.private_key_pem {
             Some(pem) => {
-                let k = LeafKey::from_pem(pem)
+                use secrecy::ExposeSecret;
+                let k = LeafKey::from_pem(pem.expose_secret())
                     .map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
                 if !same_public_key(&k.spki_der, &spki_der) {
                     return Err(ServiceError::KeyMismatch);
