@@ -253,7 +253,11 @@ fn report(
         "### Soak: {} s, {} client threads, {}, seed {}\n",
         opts.duration.as_secs(),
         opts.concurrency,
-        if opts.read_only { "reads only" } else { "mixed load" },
+        if opts.read_only {
+            "reads only"
+        } else {
+            "mixed load"
+        },
         opts.seed
     );
     let _ = writeln!(
@@ -271,7 +275,12 @@ fn report(
         lat.sort_unstable();
         let failed = in_min.iter().filter(|s| !s.ok && !s.no_answer).count();
         let no_answer = in_min.iter().filter(|s| s.no_answer).count();
-        let last = readings.iter().rev().find(|r| r.at < hi).copied().unwrap_or_default();
+        let last = readings
+            .iter()
+            .rev()
+            .find(|r| r.at < hi)
+            .copied()
+            .unwrap_or_default();
         let secs = (hi.min(opts.duration) - lo).as_secs_f64().max(1.0);
         let p99 = load::percentile_ms(&lat, 99.0);
         if lo >= opts.warmup {

@@ -51,9 +51,9 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     let store_dir = cfg.data_dir.join("store");
     let store = Store::open_with_cache(&store_dir, Some(cfg.limits.store_cache_bytes as u64))
         .map_err(|e| StartError::Store {
-        path: store_dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+            path: store_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
     let pki = Arc::new(Pki::new(
         store,
         Arc::new(token),

@@ -77,14 +77,22 @@ impl Limits {
             ),
             ("limits.max_sans", self.max_sans, 10_000),
             ("limits.max_name_length", self.max_name_length, 65_536),
-            ("limits.max_pem_certificates", self.max_pem_certificates, 10_000),
+            (
+                "limits.max_pem_certificates",
+                self.max_pem_certificates,
+                10_000,
+            ),
             ("limits.max_chain_depth", self.max_chain_depth, 64),
             (
                 "limits.path_signature_budget",
                 self.path_signature_budget,
                 1_000_000,
             ),
-            ("limits.path_issuer_budget", self.path_issuer_budget, 100_000_000),
+            (
+                "limits.path_issuer_budget",
+                self.path_issuer_budget,
+                100_000_000,
+            ),
             (
                 "limits.path_name_constraint_budget",
                 self.path_name_constraint_budget,

@@ -49,7 +49,10 @@ fn list_all(d: &Daemon, path: &str) -> Vec<Value> {
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut p = format!("{path}{}limit=1000", if path.contains('?') { '&' } else { '?' });
+        let mut p = format!(
+            "{path}{}limit=1000",
+            if path.contains('?') { '&' } else { '?' }
+        );
         if let Some(c) = &cursor {
             p.push_str(&format!("&cursor={}", percent_encode(c)));
         }
@@ -87,22 +90,46 @@ fn check(d: &Daemon, fx: &Fixture, rec: &Recorder, run: usize, seed: u64, max_cr
     for r in &rows {
         let id = r["id"].as_str().expect("id").to_string();
         let serial = r["serial_number"].as_str().expect("serial").to_string();
-        assert!(serials.insert(serial.clone()), "{ctx}: serial {serial} listed twice");
-        assert!(by_id.insert(id.clone(), r).is_none(), "{ctx}: id {id} listed twice");
+        assert!(
+            serials.insert(serial.clone()),
+            "{ctx}: serial {serial} listed twice"
+        );
+        assert!(
+            by_id.insert(id.clone(), r).is_none(),
+            "{ctx}: id {id} listed twice"
+        );
     }
     for c in acks.certs.values() {
         let row = by_id.get(&c.id).unwrap_or_else(|| {
-            panic!("{ctx}: acknowledged certificate {} ({}) is missing; log:\n{}", c.id, c.serial, d.log_tail(3000))
+            panic!(
+                "{ctx}: acknowledged certificate {} ({}) is missing; log:\n{}",
+                c.id,
+                c.serial,
+                d.log_tail(3000)
+            )
         });
-        assert_eq!(row["serial_number"], c.serial.as_str(), "{ctx}: serial of {} changed", c.id);
-        assert_eq!(row["issuer_ca_id"], c.issuer.as_str(), "{ctx}: issuer of {} changed", c.id);
+        assert_eq!(
+            row["serial_number"],
+            c.serial.as_str(),
+            "{ctx}: serial of {} changed",
+            c.id
+        );
+        assert_eq!(
+            row["issuer_ca_id"],
+            c.issuer.as_str(),
+            "{ctx}: issuer of {} changed",
+            c.id
+        );
     }
     // Revocations.
     for id in acks.revoked.keys() {
         let row = by_id
             .get(id)
             .unwrap_or_else(|| panic!("{ctx}: revoked certificate {id} is missing"));
-        assert_eq!(row["is_revoked"], true, "{ctx}: acknowledged revocation of {id} is lost");
+        assert_eq!(
+            row["is_revoked"], true,
+            "{ctx}: acknowledged revocation of {id} is lost"
+        );
     }
     // CSR workflow.
     let csrs: HashMap<String, String> = list_all(d, "/v1/pki/csr")
@@ -125,7 +152,12 @@ fn check(d: &Daemon, fx: &Fixture, rec: &Recorder, run: usize, seed: u64, max_cr
         assert!(ok, "{ctx}: CSR {id} was acknowledged {acked}, is now {now}");
     }
     // CRL numbers never go backwards.
-    let seen = acks.crl_numbers.get(&fx.ca_id).copied().unwrap_or(0).max(*max_crl);
+    let seen = acks
+        .crl_numbers
+        .get(&fx.ca_id)
+        .copied()
+        .unwrap_or(0)
+        .max(*max_crl);
     drop(acks);
     let published = published_crl_number(d, &fx.ca_id);
     assert!(
@@ -135,7 +167,10 @@ fn check(d: &Daemon, fx: &Fixture, rec: &Recorder, run: usize, seed: u64, max_cr
     let (s, v) = d.post(&format!("/v1/pki/ca/{}/crl", fx.ca_id), &json!({}));
     assert_eq!(s, 200, "{ctx}: CRL rebuild -> {s} {v}");
     let next = v["crl_number"].as_u64().expect("crl_number");
-    assert!(next > seen.max(published), "{ctx}: rebuild gave {next} after {seen}/{published}");
+    assert!(
+        next > seen.max(published),
+        "{ctx}: rebuild gave {next} after {seen}/{published}"
+    );
     *max_crl = next;
     rec.saw_crl_number(&fx.ca_id, next);
 
@@ -183,7 +218,9 @@ fn acknowledged_work_survives_sigkill_at_random_points() {
         drop(d);
         let t = Instant::now();
         d = start_daemon_on(&setup).unwrap_or_else(|e| {
-            panic!("run {run} (seed {seed}): the daemon did not start on its store after SIGKILL: {e}")
+            panic!(
+                "run {run} (seed {seed}): the daemon did not start on its store after SIGKILL: {e}"
+            )
         });
         restart_ms.push(t.elapsed().as_millis());
         check(&d, &fx, &rec, run, seed, &mut max_crl);

@@ -193,7 +193,12 @@ fn more_pem_certificates_than_max_pem_certificates_is_422_too_many_certificates(
     // 1 leaf + 4 in chain_pem + 1 anchor = 6 > 5.
     let padded: Vec<String> = std::iter::repeat_n(ints[0].clone(), 4).collect();
     let (s, v) = validate(d, &root, &padded, &leaf);
-    assert_error("validate with 6 certificates", (s, &v), 422, "too_many_certificates");
+    assert_error(
+        "validate with 6 certificates",
+        (s, &v),
+        422,
+        "too_many_certificates",
+    );
     let (s, v) = validate(d, &root, &ints, &leaf);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["valid"], true, "{v}");
@@ -202,7 +207,12 @@ fn more_pem_certificates_than_max_pem_certificates_is_422_too_many_certificates(
         "/v1/pki/certificates/import",
         &json!({"certificate_pem": leaf, "chain_pem": padded.concat() + &root}),
     );
-    assert_error("import with 6 certificates", (s, &v), 422, "too_many_certificates");
+    assert_error(
+        "import with 6 certificates",
+        (s, &v),
+        422,
+        "too_many_certificates",
+    );
 }
 
 #[test]
@@ -243,7 +253,12 @@ fn a_path_needing_more_signature_checks_than_the_budget_is_422_path_budget_excee
     // Leaf, two intermediates, root: three signatures, the budget is two.
     let (root, ints, leaf) = chain_of(2);
     let (s, v) = validate(d, &root, &ints, &leaf);
-    assert_error("three signature checks", (s, &v), 422, "path_budget_exceeded");
+    assert_error(
+        "three signature checks",
+        (s, &v),
+        422,
+        "path_budget_exceeded",
+    );
     // One intermediate: two signatures, within budget.
     let (root, ints, leaf) = chain_of(1);
     let (s, v) = validate(d, &root, &ints, &leaf);
@@ -270,9 +285,7 @@ fn hold_a_slot(d: &Daemon, path: &str) -> TcpStream {
 fn requests_past_max_concurrent_requests_get_429_with_retry_after_and_health_still_answers() {
     let setup = new_daemon_setup("[limits]\nmax_concurrent_requests = 2\n").expect("setup");
     let d = start_daemon_on(&setup).expect("daemon");
-    let held: Vec<TcpStream> = (0..2)
-        .map(|_| hold_a_slot(&d, "/v1/pki/roles"))
-        .collect();
+    let held: Vec<TcpStream> = (0..2).map(|_| hold_a_slot(&d, "/v1/pki/roles")).collect();
     // The daemon has them once it has read their headers.
     let mut refused = None;
     for _ in 0..50 {
@@ -290,7 +303,12 @@ fn requests_past_max_concurrent_requests_get_429_with_retry_after_and_health_sti
         std::thread::sleep(Duration::from_millis(100));
     }
     let r = refused.expect("a third request while two are in flight is refused");
-    assert_error("third request", (r.status, &r.json()), 429, "too_many_requests");
+    assert_error(
+        "third request",
+        (r.status, &r.json()),
+        429,
+        "too_many_requests",
+    );
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
     let (s, v) = d.get("/v1/sys/health");
     assert_eq!(s, 200, "health is never gated: {v}");

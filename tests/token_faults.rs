@@ -142,7 +142,11 @@ fn is_root() -> bool {
 /// A root, an intermediate and a role on a daemon of one's own; returns (ca id, role).
 fn pki(d: &common::Daemon) -> (String, String) {
     let root = d.create_root("tf-root", json!({"key_type": "ec"}));
-    let int = d.create_intermediate("tf-int", root["id"].as_str().unwrap(), json!({"key_type": "ec"}));
+    let int = d.create_intermediate(
+        "tf-int",
+        root["id"].as_str().unwrap(),
+        json!({"key_type": "ec"}),
+    );
     let ca_id = int["id"].as_str().unwrap().to_string();
     let (s, v) = d.post(
         "/v1/pki/roles",
@@ -162,7 +166,13 @@ struct Seen {
 }
 
 /// Issue from `threads` clients until `stop`; every answer is sorted into `seen`.
-fn issue_load(d: &common::Daemon, role: &str, threads: usize, stop: &AtomicBool, seen: &Mutex<Seen>) {
+fn issue_load(
+    d: &common::Daemon,
+    role: &str,
+    threads: usize,
+    stop: &AtomicBool,
+    seen: &Mutex<Seen>,
+) {
     std::thread::scope(|sc| {
         for t in 0..threads {
             let url = d.url(&format!("/v1/pki/issue/{role}"));
@@ -293,8 +303,8 @@ fn an_unreadable_token_under_load_gives_503_leaves_nothing_half_written_and_reco
         stop.store(true, Ordering::Relaxed);
     });
     let seen = seen.into_inner().unwrap();
-    let recovered_in =
-        recovered_in.unwrap_or_else(|| panic!("no recovery without restart; log:\n{}", d.log_tail(4000)));
+    let recovered_in = recovered_in
+        .unwrap_or_else(|| panic!("no recovery without restart; log:\n{}", d.log_tail(4000)));
     eprintln!(
         "{} issued, {} refused with 503 during the outage; recovered {recovered_in:?} after the token came back",
         seen.issued.len(),
@@ -310,7 +320,10 @@ fn an_unreadable_token_under_load_gives_503_leaves_nothing_half_written_and_reco
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(seen.unavailable > 0, "no request saw the outage; the test proves nothing");
+    assert!(
+        seen.unavailable > 0,
+        "no request saw the outage; the test proves nothing"
+    );
     let health = outage_health.unwrap();
     assert_eq!(health["error"]["code"], "hsm_unavailable", "{health}");
 
@@ -319,8 +332,14 @@ fn an_unreadable_token_under_load_gives_503_leaves_nothing_half_written_and_reco
     let mut stored = listed(&d, &ca_id);
     got.sort();
     stored.sort();
-    assert_eq!(stored, got, "stored records differ from what clients received");
-    let (s, v) = d.post(&format!("/v1/pki/issue/{role}"), &json!({"common_name": "after.tf.test"}));
+    assert_eq!(
+        stored, got,
+        "stored records differ from what clients received"
+    );
+    let (s, v) = d.post(
+        &format!("/v1/pki/issue/{role}"),
+        &json!({"common_name": "after.tf.test"}),
+    );
     assert_eq!(s, 201, "{v}");
 }
 
@@ -332,14 +351,26 @@ fn a_removed_token_gives_503_everywhere_it_is_needed_and_resumes_when_put_back()
     let setup = new_daemon_setup("").expect("setup");
     let d = start_daemon_on(&setup).expect("daemon starts");
     let (ca_id, role) = pki(&d);
-    let (s, first) = d.post(&format!("/v1/pki/issue/{role}"), &json!({"common_name": "a.tf.test"}));
+    let (s, first) = d.post(
+        &format!("/v1/pki/issue/{role}"),
+        &json!({"common_name": "a.tf.test"}),
+    );
     assert_eq!(s, 201, "{first}");
     let before = listed(&d, &ca_id);
 
     let dir = token_dir(&setup);
     let backup = setup.dir.join("token-backup");
-    let out = Command::new("cp").arg("-a").arg(&dir).arg(&backup).output().unwrap();
-    assert!(out.status.success(), "cp: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&dir)
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::remove_dir_all(&dir).unwrap();
 
     assert!(
@@ -353,9 +384,15 @@ fn a_removed_token_gives_503_everywhere_it_is_needed_and_resumes_when_put_back()
     };
     unavailable(
         "issue",
-        d.post(&format!("/v1/pki/issue/{role}"), &json!({"common_name": "b.tf.test"})),
+        d.post(
+            &format!("/v1/pki/issue/{role}"),
+            &json!({"common_name": "b.tf.test"}),
+        ),
     );
-    unavailable("CRL rebuild", d.post(&format!("/v1/pki/ca/{ca_id}/crl"), &json!({})));
+    unavailable(
+        "CRL rebuild",
+        d.post(&format!("/v1/pki/ca/{ca_id}/crl"), &json!({})),
+    );
     unavailable(
         "new root",
         d.post(
@@ -364,18 +401,37 @@ fn a_removed_token_gives_503_everywhere_it_is_needed_and_resumes_when_put_back()
         ),
     );
     // Reads from the store go on.
-    assert_eq!(d.get(&format!("/v1/pki/certificates/{}", first["id"].as_str().unwrap())).0, 200);
+    assert_eq!(
+        d.get(&format!(
+            "/v1/pki/certificates/{}",
+            first["id"].as_str().unwrap()
+        ))
+        .0,
+        200
+    );
     assert_eq!(d.get(&format!("/v1/pki/ca/{ca_id}/crl")).0, 200);
     assert_eq!(listed(&d, &ca_id), before, "nothing was written");
 
-    let out = Command::new("cp").arg("-a").arg(&backup).arg(&dir).output().unwrap();
-    assert!(out.status.success(), "cp: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&backup)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         eventually(Duration::from_secs(15), || d.get("/v1/sys/health").0 == 200),
         "no recovery without restart; log:\n{}",
         d.log_tail(4000)
     );
-    let (s, v) = d.post(&format!("/v1/pki/issue/{role}"), &json!({"common_name": "c.tf.test"}));
+    let (s, v) = d.post(
+        &format!("/v1/pki/issue/{role}"),
+        &json!({"common_name": "c.tf.test"}),
+    );
     assert_eq!(s, 201, "{v}");
     let (s, v) = d.post(&format!("/v1/pki/ca/{ca_id}/crl"), &json!({}));
     assert_eq!(s, 200, "{v}");

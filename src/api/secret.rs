@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn the_body_is_the_json_and_the_value_copy_is_wiped() {
-        let mut v = serde_json::json!({"id": "cert_1", "private_key": "-----BEGIN EC PRIVATE KEY-----"});
+        let mut v =
+            serde_json::json!({"id": "cert_1", "private_key": "-----BEGIN EC PRIVATE KEY-----"});
         let mut counter = Counter(0);
         serde_json::to_writer(&mut counter, &v).unwrap();
         assert_eq!(counter.0, serde_json::to_vec(&v).unwrap().len());

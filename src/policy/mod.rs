@@ -431,7 +431,11 @@ pub fn check_name_limits(req: &RequestedNames, limits: &Limits) -> Result<(), Li
         ("an IP address", &req.ips),
         ("a URI", &req.uris),
     ];
-    if let Some(e) = req.common_name.as_deref().and_then(|c| too_long("common_name", c)) {
+    if let Some(e) = req
+        .common_name
+        .as_deref()
+        .and_then(|c| too_long("common_name", c))
+    {
         return Err(e);
     }
     for (what, names) in fields {
@@ -497,7 +501,12 @@ mod tests {
     fn the_cn_lands_in_the_sans() {
         let mut r = Role::for_tests();
         r.allowed_domains = vec!["*.internal".into()];
-        let a = approve_names(&r, &req("db.internal", &["api.internal"]), &Limits::default()).unwrap();
+        let a = approve_names(
+            &r,
+            &req("db.internal", &["api.internal"]),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(a.dns, vec!["db.internal", "api.internal"]);
     }
 
@@ -505,7 +514,10 @@ mod tests {
     fn a_missing_cn_is_refused_when_required() {
         let r = Role::for_tests();
         let q = RequestedNames::default();
-        assert_eq!(approve_names(&r, &q, &Limits::default()), Err(PolicyError::CnRequired));
+        assert_eq!(
+            approve_names(&r, &q, &Limits::default()),
+            Err(PolicyError::CnRequired)
+        );
     }
 
     #[test]
@@ -516,7 +528,10 @@ mod tests {
         q.ips = vec!["10.0.5.100".into()];
         assert!(approve_names(&r, &q, &Limits::default()).is_ok());
         r.allow_ip_sans = false;
-        assert_eq!(approve_names(&r, &q, &Limits::default()), Err(PolicyError::IpSansNotAllowed));
+        assert_eq!(
+            approve_names(&r, &q, &Limits::default()),
+            Err(PolicyError::IpSansNotAllowed)
+        );
     }
 
     #[test]
@@ -554,7 +569,10 @@ mod tests {
         };
         assert!(matches!(
             approve_names(&r, &q, &small),
-            Err(PolicyError::Limit(LimitExceeded::NameTooLong { max: 8, .. }))
+            Err(PolicyError::Limit(LimitExceeded::NameTooLong {
+                max: 8,
+                ..
+            }))
         ));
     }
 

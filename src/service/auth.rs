@@ -56,7 +56,8 @@ impl Pki {
         }
         let mut raw = Zeroizing::new([0u8; 32]);
         getrandom::fill(raw.as_mut()).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let secret = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
+        let secret =
+            Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
         write_secret_file(&self.settings.data_dir.join(ROOT_TOKEN_FILE), &secret)
             .map_err(|e| ServiceError::Internal(format!("writing the root token file: {e}")))?;
         let rec = ApiTokenRecord {

@@ -185,12 +185,7 @@ enum PemError {
 /// The DER bodies of the PEM blocks labelled `label` in `text`, at most `max` of them.
 /// Text outside blocks is ignored (as openssl does); a block with another label, a block
 /// without an END line, bad base64, or non-blank text without any block is an error.
-fn pem_blocks(
-    text: &str,
-    field: &str,
-    label: &str,
-    max: usize,
-) -> Result<Vec<Vec<u8>>, PemError> {
+fn pem_blocks(text: &str, field: &str, label: &str, max: usize) -> Result<Vec<Vec<u8>>, PemError> {
     let mut out = Vec::new();
     let end = format!("-----END {label}-----");
     let mut lines = text.lines();
@@ -278,9 +273,9 @@ pub fn parse_certificates(text: &str, field: &str, max: usize) -> Result<Vec<Vec
 /// Parse exactly one PEM certificate.
 pub fn parse_one_certificate(text: &str, field: &str) -> Result<Vec<u8>, InputError> {
     let mut ders = parse_certificates(text, field, 1).map_err(|e| match e {
-        InputError::TooMany { .. } => InputError::Certificate(format!(
-            "{field} must hold one PEM certificate, not more"
-        )),
+        InputError::TooMany { .. } => {
+            InputError::Certificate(format!("{field} must hold one PEM certificate, not more"))
+        }
         other => other,
     })?;
     match ders.pop() {
@@ -293,8 +288,11 @@ pub fn parse_one_certificate(text: &str, field: &str) -> Result<Vec<u8>, InputEr
 
 /// Parse PEM CRLs (`X509 CRL` blocks).
 pub fn parse_crls(text: &str, field: &str) -> Result<Vec<Crl>, InputError> {
-    let ders =
-        pem_blocks(text, field, "X509 CRL", MAX_CRLS).map_err(pem_error(field, "X509 CRL", InputError::Crl))?;
+    let ders = pem_blocks(text, field, "X509 CRL", MAX_CRLS).map_err(pem_error(
+        field,
+        "X509 CRL",
+        InputError::Crl,
+    ))?;
     ders.iter()
         .enumerate()
         .map(|(i, der)| {

@@ -640,7 +640,10 @@ pub fn record_secret(kind: &str, value: &str) {
     });
     if let Some(f) = file {
         use std::io::Write;
-        let line = format!("{kind}\t{}\n", value.replace('\\', "\\\\").replace('\n', "\\n"));
+        let line = format!(
+            "{kind}\t{}\n",
+            value.replace('\\', "\\\\").replace('\n', "\\n")
+        );
         let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
         let _ = f.write_all(line.as_bytes());
     }
@@ -657,9 +660,10 @@ pub fn record_secrets_in(body: &[u8]) {
             Value::Object(m) => {
                 for (k, v) in m {
                     match (k.as_str(), v) {
-                        ("private_key" | "private_key_pem" | "secret" | "token", Value::String(s)) => {
-                            record_secret(k, s)
-                        }
+                        (
+                            "private_key" | "private_key_pem" | "secret" | "token",
+                            Value::String(s),
+                        ) => record_secret(k, s),
                         _ => walk(v),
                     }
                 }

@@ -341,13 +341,7 @@ impl Recorder {
 
 /// Run the mix until `stop` is set. A request without an answer (the daemon is gone)
 /// ends the worker when `stop_on_no_answer`, else it is counted and the worker goes on.
-pub fn worker(
-    fx: &Fixture,
-    seed: u64,
-    stop: &AtomicBool,
-    rec: &Recorder,
-    stop_on_no_answer: bool,
-) {
+pub fn worker(fx: &Fixture, seed: u64, stop: &AtomicBool, rec: &Recorder, stop_on_no_answer: bool) {
     worker_with_mix(fx, seed, stop, rec, stop_on_no_answer, &MIX)
 }
 
@@ -397,7 +391,13 @@ fn run_op(
     match op {
         Op::Issue => {
             let body = json!({"common_name": format!("h{n}-{}.load.test", rng.below(1 << 20))});
-            let (s, v) = send(c, M::POST, &url(&format!("/v1/pki/issue/{}", fx.role)), tok, Some(&body))?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url(&format!("/v1/pki/issue/{}", fx.role)),
+                tok,
+                Some(&body),
+            )?;
             if s == 201 && rec.ack_cert(&v, &fx.ca_id) {
                 return Ok(true);
             }
@@ -406,7 +406,13 @@ fn run_op(
         }
         Op::Sign => {
             let body = json!({"csr_pem": fx.csr_pem});
-            let (s, v) = send(c, M::POST, &url(&format!("/v1/pki/sign/{}", fx.role)), tok, Some(&body))?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url(&format!("/v1/pki/sign/{}", fx.role)),
+                tok,
+                Some(&body),
+            )?;
             if s == 201 && rec.ack_cert(&v, &fx.ca_id) {
                 return Ok(true);
             }
@@ -417,7 +423,13 @@ fn run_op(
             let Some(cert) = rec.some_cert(rng) else {
                 return Ok(true);
             };
-            let (s, v) = send(c, M::GET, &url(&format!("/v1/pki/certificates/{}", cert.id)), tok, None)?;
+            let (s, v) = send(
+                c,
+                M::GET,
+                &url(&format!("/v1/pki/certificates/{}", cert.id)),
+                tok,
+                None,
+            )?;
             if s == 200 && v["serial_number"] == cert.serial.as_str() {
                 return Ok(true);
             }
@@ -470,7 +482,13 @@ fn run_op(
             Ok(false)
         }
         Op::CrlRebuild => {
-            let (s, v) = send(c, M::POST, &url(&format!("/v1/pki/ca/{}/crl", fx.ca_id)), tok, None)?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url(&format!("/v1/pki/ca/{}/crl", fx.ca_id)),
+                tok,
+                None,
+            )?;
             if let (200, Some(num)) = (s, v["crl_number"].as_u64()) {
                 rec.saw_crl_number(&fx.ca_id, num);
                 return Ok(true);
@@ -479,19 +497,41 @@ fn run_op(
             Ok(false)
         }
         Op::CsrFlow => {
-            let (s, v) = send(c, M::POST, &url("/v1/pki/csr/import"), tok, Some(&json!({"csr_pem": fx.csr_pem})))?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url("/v1/pki/csr/import"),
+                tok,
+                Some(&json!({"csr_pem": fx.csr_pem})),
+            )?;
             let Some(id) = v["id"].as_str().filter(|_| s == 201).map(str::to_string) else {
                 rec.unexpected(op, s, &v);
                 return Ok(false);
             };
-            let (s, v) = send(c, M::POST, &url(&format!("/v1/pki/csr/{id}/approve")), tok, None)?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url(&format!("/v1/pki/csr/{id}/approve")),
+                tok,
+                None,
+            )?;
             if s != 200 || v["status"] != "approved" {
                 rec.unexpected(op, s, &v);
                 return Ok(false);
             }
-            rec.acks.lock().unwrap().csrs.insert(id.clone(), "approved".into());
+            rec.acks
+                .lock()
+                .unwrap()
+                .csrs
+                .insert(id.clone(), "approved".into());
             let body = json!({"ca_id": fx.ca_id, "validity_days": 1});
-            let (s, v) = send(c, M::POST, &url(&format!("/v1/pki/csr/{id}/sign")), tok, Some(&body))?;
+            let (s, v) = send(
+                c,
+                M::POST,
+                &url(&format!("/v1/pki/csr/{id}/sign")),
+                tok,
+                Some(&body),
+            )?;
             if s == 201 && rec.ack_cert(&v, &fx.ca_id) {
                 rec.acks.lock().unwrap().csrs.insert(id, "signed".into());
                 return Ok(true);
@@ -506,7 +546,8 @@ fn run_op(
 pub fn crl_number(der: &[u8]) -> Option<u64> {
     use der::Decode;
     use x509_cert::ext::pkix::CrlNumber;
-    let crl: x509_cert::crl::CertificateList = x509_cert::crl::CertificateList::from_der(der).ok()?;
+    let crl: x509_cert::crl::CertificateList =
+        x509_cert::crl::CertificateList::from_der(der).ok()?;
     let exts = crl.tbs_cert_list.crl_extensions.as_ref()?;
     let ext = exts
         .iter()
