@@ -17,7 +17,7 @@
 //! sessions flat after the warm-up, p99 stable. Exit status 1 when a verdict fails.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 #[path = "../tests/load/mod.rs"]
 mod load;
@@ -208,7 +208,7 @@ fn run(opts: &Opts) -> Result<bool, String> {
         while Instant::now() < end {
             std::thread::sleep(Duration::from_millis(200));
             let done = started.elapsed().as_secs();
-            if done > 0 && done % 60 == 0 {
+            if done > 0 && done.is_multiple_of(60) {
                 let n = rec.samples.lock().unwrap().len();
                 eprint!("\rsoak: {done} s, {n} operations");
             }

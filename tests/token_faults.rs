@@ -256,20 +256,24 @@ fn an_unreadable_token_under_load_gives_503_leaves_nothing_half_written_and_reco
     let (ca_id, role) = pki(&d);
     let dir = token_dir(&setup);
     let hidden = setup.dir.join("token-hidden");
-    let (make_unreadable, make_readable): (Box<dyn Fn()>, Box<dyn Fn()>) = if is_root() {
-        let (a, b) = (dir.clone(), hidden.clone());
-        let (c, e) = (dir.clone(), hidden.clone());
-        (
-            Box::new(move || fs::rename(&a, &b).unwrap()),
-            Box::new(move || fs::rename(&e, &c).unwrap()),
-        )
-    } else {
+    let as_root = is_root();
+    let set_mode = |mode: u32| {
         use std::os::unix::fs::PermissionsExt;
-        let (a, b) = (dir.clone(), dir.clone());
-        (
-            Box::new(move || fs::set_permissions(&a, fs::Permissions::from_mode(0o000)).unwrap()),
-            Box::new(move || fs::set_permissions(&b, fs::Permissions::from_mode(0o700)).unwrap()),
-        )
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let make_unreadable = || {
+        if as_root {
+            fs::rename(&dir, &hidden).unwrap()
+        } else {
+            set_mode(0o000)
+        }
+    };
+    let make_readable = || {
+        if as_root {
+            fs::rename(&hidden, &dir).unwrap()
+        } else {
+            set_mode(0o700)
+        }
     };
 
     let stop = AtomicBool::new(false);
