@@ -72,6 +72,101 @@ pub struct Config {
     /// `[limits]`: bounds on what a request's input can make the daemon do.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[audit]`: when the audit chain's head is signed by the audit key in the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign the head after this many new entries...
+    pub sign_every: u64,
+    /// ...or this long after the oldest unsigned entry.
+    pub sign_interval: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            sign_every: 100,
+            sign_interval: "5m".into(),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn settings(&self) -> Result<crate::service::audit::AuditSettings, ConfigError> {
+        if self.sign_every == 0 || self.sign_every > 1_000_000 {
+            return Err(ConfigError::Invalid {
+                key: "audit.sign_every",
+                message: "must be between 1 and 1000000".into(),
+            });
+        }
+        let interval =
+            crate::policy::Ttl::parse(&self.sign_interval).map_err(|e| ConfigError::Invalid {
+                key: "audit.sign_interval",
+                message: e.to_string(),
+            })?;
+        if interval.as_secs() == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.sign_interval",
+                message: "must be at least 1s".into(),
+            });
+        }
+        Ok(crate::service::audit::AuditSettings {
+            sign_every: self.sign_every,
+            sign_interval: std::time::Duration::from_secs(interval.as_secs()),
+        })
+    }
+}
+
+/// `[auth]`: throttling of failed authentications, per client address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Failed bearer-token checks allowed per address within `failure_window`...
+    pub max_failures: u32,
+    /// ...after which the address gets 429 until the window has passed.
+    pub failure_window: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_failures: 20,
+            failure_window: "1m".into(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// (max failures, window)
+    pub fn throttle(&self) -> Result<(u32, std::time::Duration), ConfigError> {
+        if self.max_failures == 0 {
+            return Err(ConfigError::Invalid {
+                key: "auth.max_failures",
+                message: "must be at least 1".into(),
+            });
+        }
+        let w =
+            crate::policy::Ttl::parse(&self.failure_window).map_err(|e| ConfigError::Invalid {
+                key: "auth.failure_window",
+                message: e.to_string(),
+            })?;
+        if w.as_secs() == 0 {
+            return Err(ConfigError::Invalid {
+                key: "auth.failure_window",
+                message: "must be at least 1s".into(),
+            });
+        }
+        Ok((
+            self.max_failures,
+            std::time::Duration::from_secs(w.as_secs()),
+        ))
+    }
 }
 
 /// `[csr]`: the approval workflow.
@@ -186,6 +281,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.audit.settings()?;
+        self.auth.throttle()?;
         if self.hsm.pool_size == 0 || self.hsm.pool_size > 256 {
             return Err(ConfigError::Invalid {
                 key: "hsm.pool_size",

@@ -63,6 +63,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
             crl: cfg.crl.settings()?,
             four_eyes: cfg.csr.four_eyes,
             limits: cfg.limits,
+            audit: cfg.audit.settings()?,
         },
     ));
     if let Some(id) = pki
@@ -73,6 +74,11 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
             "created the bootstrap admin token");
     }
 
+    let audit_key = pki
+        .ensure_audit_key()
+        .map_err(|e| StartError::Io(format!("cannot set up the audit signing key: {e}")))?;
+    tracing::info!(key_label = %audit_key.label, "audit log ready");
+    let audit_signer = pki.start_audit_signer();
     let crl_worker = pki.start_crl_worker();
     // Twice the token sessions: every session stays busy while the rest hash, build
     // certificates or wait on a shared flush.
@@ -89,9 +95,11 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     tracing::info!(%addr, "listening (plain HTTP)");
     sd_notify("READY=1");
 
+    let (max_failures, window) = cfg.auth.throttle()?;
     let state = AppState {
         pki: pki.clone(),
         token_label: label,
+        throttle: Arc::new(api::AuthThrottle::new(max_failures, window)),
     };
     api::serve(listener, state, shutdown)
         .await
@@ -100,6 +108,10 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     sd_notify("STOPPING=1");
     pki.stop_crl_worker();
     drop(crl_worker);
+    pki.stop_audit_signer();
+    if audit_signer.join().is_err() {
+        tracing::error!("the audit head signer panicked");
+    }
     if let Err(e) = pki.flush() {
         tracing::error!(error = %e, "final flush failed");
     }

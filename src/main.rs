@@ -29,6 +29,29 @@ enum Command {
         #[arg(long, hide = true)]
         exit_on_stdin_close: bool,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain and every signed head, offline (the daemon must be
+    /// stopped: the store admits one process at a time). Exit 0 when intact, 1 when not.
+    Verify {
+        /// The daemon's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The audit key's SHA-256 (hex, of its SubjectPublicKeyInfo) as recorded when the
+        /// log was set up; without it the key is trusted as the store records it.
+        #[arg(long)]
+        expect_key_sha256: Option<String>,
+        /// One JSON object on stdout instead of sentences.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -44,9 +67,81 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `audit verify`: say where the log breaks, if it does.
+fn audit_verify(data_dir: &std::path::Path, expect_key: Option<&str>, json: bool) -> ExitCode {
+    let store = match scaivault_pki::store::Store::open(&data_dir.join("store")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "scaivault-pki: cannot open the store in {} (is the daemon still running?): {e}",
+                data_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut rep = match scaivault_pki::service::audit::verify_log(&store) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scaivault-pki: cannot read the audit log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(want) = expect_key {
+        if rep.key_sha256.as_deref() != Some(&want.to_ascii_lowercase()) {
+            rep.problems.insert(
+                0,
+                scaivault_pki::service::audit::Problem {
+                    seq: 0,
+                    what: format!(
+                        "the store's audit key ({}) is not the expected key {want}",
+                        rep.key_sha256.as_deref().unwrap_or("none")
+                    ),
+                },
+            );
+        }
+    }
+    let ok = rep.problems.is_empty();
+    if json {
+        println!("{}", serde_json::json!({"ok": ok, "report": rep}));
+    } else {
+        for p in &rep.problems {
+            println!("BROKEN at entry {}: {}", p.seq, p.what);
+        }
+        println!(
+            "{} entries, {} signed heads, last signed entry {}, {} entries after it not yet signed; audit key sha256 {}",
+            rep.entries,
+            rep.heads,
+            rep.last_signed_seq.map_or("none".to_string(), |s| s.to_string()),
+            rep.unsigned_tail,
+            rep.key_sha256.as_deref().unwrap_or("none"),
+        );
+        println!(
+            "{}",
+            if ok {
+                "audit log intact"
+            } else {
+                "audit log BROKEN"
+            }
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    data_dir,
+                    expect_key_sha256,
+                    json,
+                },
+        } => audit_verify(&data_dir, expect_key_sha256.as_deref(), json),
         Command::Serve {
             config,
             exit_on_stdin_close,
@@ -69,12 +164,16 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(daemon::run(
+            let result = rt.block_on(daemon::run(
                 cfg,
                 daemon::Options {
                     exit_on_stdin_close,
                 },
-            )) {
+            ));
+            // Everything that matters is flushed by now; don't wait on a blocking thread
+            // that is still reading standard input (--exit-on-stdin-close).
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start");

@@ -1,6 +1,9 @@
 //! The HTTP front end: the only module that uses axum. Routes, JSON in and out,
 //! authentication, and the mapping of errors to statuses (in `error`).
 
+mod access;
+mod audit;
+mod authz;
 mod ca;
 mod certs;
 mod crl;
@@ -20,6 +23,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use authz::{rules, AuthThrottle, Need, Rule};
 pub use error::ApiError;
 
 use crate::service::{Pki, ServiceError};
@@ -30,6 +34,8 @@ pub struct AppState {
     pub pki: Arc<Pki>,
     /// For key URIs and health output.
     pub token_label: String,
+    /// Failed authentications per client address.
+    pub throttle: Arc<AuthThrottle>,
 }
 
 /// Run a blocking use case (token calls, disk flushes) off the async runtime.
@@ -125,6 +131,20 @@ pub fn router(state: AppState) -> Router {
     let gate = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route(
+            "/v1/sys/tenants",
+            get(access::list_tenants).post(access::create_tenant),
+        )
+        .route(
+            "/v1/auth/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route("/v1/auth/tokens/self", get(access::token_self))
+        .route(
+            "/v1/auth/tokens/{id}",
+            axum::routing::delete(access::revoke_token),
+        )
+        .route("/v1/audit", get(access::audit))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
@@ -162,6 +182,10 @@ pub fn router(state: AppState) -> Router {
             post(certs::private_key),
         )
         .route("/v1/pki/certificates/{id}/renew", post(certs::renew))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -183,7 +207,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the failed-authentication throttle.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

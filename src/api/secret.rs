@@ -1,6 +1,6 @@
-//! Responses that carry a private key. The JSON is written once into memory that is wiped
-//! when the response has been sent, and the key's copy in the JSON value is wiped as soon
-//! as it has been written out. (The bytes also pass through the kernel's socket buffers,
+//! Responses that carry a secret: a private key, or a new API token's secret. The JSON is written once into memory that is wiped
+//! when the response has been sent, and the secret's copy in the JSON value is wiped as
+//! soon as it has been written out. (The bytes also pass through the kernel's socket buffers,
 //! which no process can wipe.)
 
 use axum::body::{Body, Bytes};
@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use zeroize::{Zeroize, Zeroizing};
 
-/// A JSON response whose `private_key` member is a secret.
+/// The top-level members of a [`SecretJson`] that hold secrets.
+const SECRET_MEMBERS: [&str; 2] = ["private_key", "token"];
+
+/// A JSON response whose `private_key` or `token` member is a secret.
 pub struct SecretJson(pub StatusCode, pub Value);
 
 /// Counts bytes, so the buffer can be sized once: growing a `Vec` would leave copies of
@@ -26,9 +29,11 @@ impl std::io::Write for Counter {
     }
 }
 
-fn wipe_private_key(v: &mut Value) {
-    if let Some(Value::String(s)) = v.get_mut("private_key") {
-        s.zeroize();
+fn wipe_secrets(v: &mut Value) {
+    for m in SECRET_MEMBERS {
+        if let Some(Value::String(s)) = v.get_mut(m) {
+            s.zeroize();
+        }
     }
 }
 
@@ -38,7 +43,7 @@ impl IntoResponse for SecretJson {
         let written = serde_json::to_writer(&mut counter, &self.1).is_ok();
         let mut buf = Zeroizing::new(Vec::with_capacity(counter.0));
         let written = written && serde_json::to_writer(&mut *buf, &self.1).is_ok();
-        wipe_private_key(&mut self.1);
+        wipe_secrets(&mut self.1);
         if !written {
             return super::ApiError::internal("cannot serialize a response").into_response();
         }
@@ -63,8 +68,9 @@ mod tests {
         let mut counter = Counter(0);
         serde_json::to_writer(&mut counter, &v).unwrap();
         assert_eq!(counter.0, serde_json::to_vec(&v).unwrap().len());
-        wipe_private_key(&mut v);
+        wipe_secrets(&mut v);
         assert_eq!(v["private_key"], "");
+        assert_eq!(v["id"], "cert_1");
         let r = SecretJson(StatusCode::CREATED, serde_json::json!({"a": 1})).into_response();
         assert_eq!(r.status(), StatusCode::CREATED);
     }

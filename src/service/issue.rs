@@ -233,6 +233,10 @@ impl Pki {
             }
             (_, Some(r)) => r.clone(),
         };
+        // A renewal is a new issuance under the role: it needs what issuing needs.
+        who.require(&super::access::Capability::Issue(
+            super::access::RoleSel::Named(role_name.clone()),
+        ))?;
         let role = self.role_for(who, &role_name).map_err(|_| {
             ServiceError::NotRenewable(format!("its role {role_name:?} no longer exists"))
         })?;

@@ -4,6 +4,8 @@
 //! layer runs them on blocking threads. Errors are [`ServiceError`], which `api/` alone turns
 //! into HTTP responses.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod cas;
 pub mod certs;
@@ -37,6 +39,10 @@ pub enum ServiceError {
     InvalidKeySize(#[from] InvalidKeySize),
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("this token lacks the capability {0:?}")]
+    MissingCapability(String),
+    #[error("a tenant named {0:?} already exists")]
+    TenantExists(String),
     #[error("{kind} {id:?} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("a CA named {0:?} already exists")]
@@ -136,6 +142,7 @@ pub struct Settings {
     pub four_eyes: bool,
     /// Bounds on what a request's input can make us do.
     pub limits: crate::limits::Limits,
+    pub audit: audit::AuditSettings,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.
@@ -146,6 +153,7 @@ pub struct Pki {
     pub(crate) crl: crl::CrlState,
     /// CA chains as PEM, by CA id (see `chain_pems`).
     pub(crate) chains: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<String>>>>,
+    pub(crate) audit: audit::AuditLog,
 }
 
 impl Pki {
@@ -156,6 +164,7 @@ impl Pki {
             settings,
             crl: crl::CrlState::default(),
             chains: Default::default(),
+            audit: Default::default(),
         }
     }
 

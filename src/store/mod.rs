@@ -5,11 +5,13 @@
 //! be told about is flushed to disk before the call returns (ARCHITECTURE rule 3).
 
 mod anchors;
+mod audit;
 mod certs;
 mod csrs;
 mod records;
 mod revocations;
 mod roles;
+mod tokens;
 
 use std::path::Path;
 
@@ -21,7 +23,9 @@ use sled::Transactional;
 pub use anchors::TrustAnchorRecord;
 pub use certs::{CertPage, CertQuery};
 pub use csrs::{CsrRecord, CsrSource, CsrStatus};
-pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
+pub use records::{
+    ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey, TenantRecord,
+};
 pub use revocations::{
     CrlMeta, DeltaBase, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee,
 };
@@ -67,6 +71,9 @@ pub struct Store {
     rev_log: sled::Tree,
     crl_numbers: sled::Tree,
     crl_meta: sled::Tree,
+    tenants: sled::Tree,
+    audit: sled::Tree,
+    audit_heads: sled::Tree,
     /// Signed CRLs live as files beside the database.
     crl_dir: std::path::PathBuf,
     durability: std::sync::Arc<GroupCommit>,
@@ -156,6 +163,9 @@ impl Store {
             rev_log: db.open_tree("rev_log")?,
             crl_numbers: db.open_tree("crl_numbers")?,
             crl_meta: db.open_tree("crl_meta")?,
+            tenants: db.open_tree("tenants")?,
+            audit: db.open_tree("audit")?,
+            audit_heads: db.open_tree("audit_heads")?,
             crl_dir: dir.join("crls"),
             durability: Default::default(),
             cas: db.open_tree("cas")?,

@@ -46,6 +46,24 @@ pub struct ApiTokenRecord {
     pub capabilities: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// None: never expires (the bootstrap token).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The token that made this one.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+/// A tenant: the unit of isolation. Every object belongs to exactly one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// How a tracked certificate came to us.

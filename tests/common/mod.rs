@@ -930,6 +930,18 @@ impl Daemon {
         child.wait().expect("wait for the killed daemon")
     }
 
+    /// SIGTERM the daemon and wait for it to exit (graceful shutdown: in-flight requests
+    /// finish, the store is flushed). Only for daemons from [`start_daemon_on`].
+    pub fn stop_gracefully(&self) -> std::process::ExitStatus {
+        let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -TERM failed");
+        child.wait().expect("wait for the stopped daemon")
+    }
+
     /// The OS process id of the daemon.
     pub fn pid(&self) -> u32 {
         self._child.lock().unwrap_or_else(|e| e.into_inner()).id()
