@@ -342,6 +342,7 @@ fn open_pki(store_dir: &Path, data_dir: &Path, module: &Path, pin: &str) -> Resu
             public_base_url: None,
             crl: CrlSettings::default(),
             four_eyes: false,
+            limits: Default::default(),
             audit: Default::default(),
         },
     );

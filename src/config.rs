@@ -76,6 +76,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[limits]`: bounds on what a request's input can make the daemon do.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
@@ -443,6 +446,9 @@ impl Config {
                 });
             }
         }
+        self.limits
+            .check()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         if let Some(url) = &self.public_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Invalid {
@@ -520,6 +526,26 @@ mod tests {
     fn an_unknown_key_is_named_in_the_error() {
         let e = parse(&format!("lisen = \"127.0.0.1:1\"\n{MIN}")).unwrap_err();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn limits_take_defaults_and_refuse_zero_and_unknown_keys() {
+        let c = parse(MIN).unwrap();
+        assert_eq!(c.limits, crate::limits::Limits::default());
+        let c = parse(&format!("{MIN}[limits]\nmax_sans = 5\n")).unwrap();
+        assert_eq!(c.limits.max_sans, 5);
+        let e = parse(&format!("{MIN}[limits]\nmax_sans = 0\n")).unwrap_err();
+        assert!(e.contains("limits.max_sans"), "{e}");
+        let e = parse(&format!("{MIN}[limits]\nmax_sanz = 5\n")).unwrap_err();
+        assert!(e.contains("max_sanz"), "{e}");
+    }
+
+    #[test]
+    fn the_example_limits_are_the_defaults() {
+        let example = include_str!("../hsm-config/scaivault-pki.toml");
+        let table: toml::Table = toml::from_str(example).unwrap();
+        let limits: crate::limits::Limits = table["limits"].clone().try_into().unwrap();
+        assert_eq!(limits, crate::limits::Limits::default());
     }
 
     #[test]

@@ -67,10 +67,11 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     tracing::info!(token = %label, module = %cfg.hsm.module.display(), "logged in to the token");
 
     let store_dir = cfg.data_dir.join("store");
-    let store = Store::open(&store_dir).map_err(|e| StartError::Store {
-        path: store_dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let store = Store::open_with_cache(&store_dir, Some(cfg.limits.store_cache_bytes as u64))
+        .map_err(|e| StartError::Store {
+            path: store_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
     let pki = Arc::new(Pki::new(store, Arc::new(token), service_settings(&cfg)?));
     if let Some(id) = pki
         .ensure_bootstrap_token()
@@ -158,6 +159,7 @@ pub fn service_settings(cfg: &Config) -> Result<Settings, crate::config::ConfigE
         public_base_url: cfg.public_base_url.clone(),
         crl: cfg.crl.settings()?,
         four_eyes: cfg.csr.four_eyes,
+        limits: cfg.limits,
         audit: cfg.audit.settings()?,
     })
 }

@@ -55,14 +55,14 @@ pub async fn create_token(
     State(st): State<AppState>,
     Caller(who): Caller,
     JsonBody(req): JsonBody<CreateTokenRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<super::secret::SecretJson, ApiError> {
     let pki = st.pki.clone();
     let t = blocking(move || pki.create_token(&who, req)).await?;
     let mut v = token_view(&t.record);
     if let Some(o) = v.as_object_mut() {
         o.insert("token".into(), json!(t.secret.as_str()));
     }
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok(super::secret::SecretJson(StatusCode::CREATED, v))
 }
 
 pub async fn list_tokens(

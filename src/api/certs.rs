@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
+use super::secret::SecretJson;
 use super::{blocking, durable, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
@@ -66,11 +67,11 @@ pub async fn issue(
     Caller(who): Caller,
     PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<IssueRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.issue(&who, &role, req)).await?;
     let issued = durable(&st, pending).await?;
-    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+    Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
 pub async fn sign(
@@ -91,11 +92,11 @@ pub async fn renew(
     PathParam(id): PathParam<String>,
     // An empty body means "renew with the defaults".
     OptionalJson(req): OptionalJson<RenewRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.renew(&who, &id, req)).await?;
     let issued = durable(&st, pending).await?;
-    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+    Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
 fn bad(m: impl Into<String>) -> ApiError {
@@ -189,10 +190,11 @@ pub async fn private_key(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let (pem, key_type) = blocking(move || pki.stored_private_key(&who, &id)).await?;
-    Ok(Json(
+    Ok(SecretJson(
+        StatusCode::OK,
         json!({ "private_key": pem.as_str(), "private_key_type": key_type }),
     ))
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::limits::LimitExceeded;
 use crate::policy::PolicyError;
 use crate::service::ServiceError;
 
@@ -95,6 +96,7 @@ impl From<ServiceError> for ApiError {
                     "the key token cannot be reached; try again shortly",
                 );
             }
+            E::Limit(l) => return limit_error(l),
             E::Internal(m) => return ApiError::internal(m),
         };
         ApiError::new(status, code, e.to_string())
@@ -112,7 +114,23 @@ fn policy_status(p: &PolicyError) -> (StatusCode, &'static str) {
         P::TtlExceedsMax { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_max"),
         P::TtlExceedsCa(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_ca"),
         P::CnRequired | P::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        P::Limit(l) => limit_status(l),
     }
+}
+
+/// A configured limit: 413 for a request that is too big, 422 for one that asks for
+/// too much work; the code names the limit.
+fn limit_status(l: &LimitExceeded) -> (StatusCode, &'static str) {
+    if l.is_size() {
+        (StatusCode::PAYLOAD_TOO_LARGE, l.code())
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, l.code())
+    }
+}
+
+fn limit_error(l: &LimitExceeded) -> ApiError {
+    let (status, code) = limit_status(l);
+    ApiError::new(status, code, l.to_string())
 }
 
 /// The error code of an error response, for the audit log.

@@ -27,7 +27,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let parsed = parse_json(&bytes).map(JsonBody);
+        wipe(bytes);
+        parsed
+    }
+}
+
+/// Wipe a request body once it has been parsed: some carry private keys (import). Only
+/// possible when nothing else holds the buffer, which is the usual case.
+fn wipe(bytes: Bytes) {
+    use zeroize::Zeroize;
+    if let Ok(mut b) = bytes.try_into_mut() {
+        b.as_mut().zeroize();
     }
 }
 
@@ -182,6 +193,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        parse_json(&bytes).map(OptionalJson)
+        let parsed = parse_json(&bytes).map(OptionalJson);
+        wipe(bytes);
+        parsed
     }
 }

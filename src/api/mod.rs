@@ -14,6 +14,7 @@ mod extract;
 pub mod metrics;
 pub mod request_id;
 mod roles;
+mod secret;
 mod serve;
 mod sys;
 pub mod tls;
@@ -94,10 +95,50 @@ pub fn set_work_limit(n: usize) {
     let _ = WORK_LIMIT.set(tokio::sync::Semaphore::new(n.max(1)));
 }
 
-/// Request body limit; the largest legitimate body is a PEM chain.
+/// Request body limit unless `limits.max_body_bytes` says otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Paths the concurrency gate never refuses: health checks must answer while the daemon
+/// is busy, or a load balancer takes a slow but healthy instance out.
+const UNGATED_PATHS: [&str; 2] = ["/v1/sys/health", "/metrics"];
+
+/// Refuse a request at once, with 429 `too_many_requests` and `Retry-After`, when
+/// `limits.max_concurrent_requests` are already in flight. Refusing instead of queueing
+/// keeps memory bounded (each request may hold a body) and tells clients to back off.
+async fn concurrency_gate(
+    axum::extract::State(gate): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if UNGATED_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match gate.try_acquire_owned() {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => {
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "the daemon is handling as many requests as limits.max_concurrent_requests allows; retry shortly",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            resp
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
+    let limits = *state.pki.limits();
+    let gate = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
         .route(
@@ -166,6 +207,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(gate, concurrency_gate))
         .with_state(state)
 }

@@ -317,4 +317,46 @@ mod tests {
         let exts = rc.crl_entry_extensions.unwrap();
         assert_eq!(exts[0].extn_id, const_oid::db::rfc5280::ID_CE_CRL_REASONS);
     }
+
+    #[test]
+    fn a_crl_signature_that_does_not_verify_is_never_returned() {
+        use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+        use p256::pkcs8::EncodePublicKey;
+        struct Lying;
+        impl DigestSigner for Lying {
+            fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+                Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+            }
+        }
+        struct Failing;
+        impl DigestSigner for Failing {
+            fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+                Err(SignError::Unavailable("gone".into()))
+            }
+        }
+        let mut seed = [7u8; 32];
+        seed[0] = 1;
+        let sk = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let now = crate::types::now();
+        for signer in [&Lying as &dyn DigestSigner, &Failing] {
+            let issuer = Issuer {
+                name: super::super::common_name("CRL Issuer").unwrap(),
+                spki_der: spki.as_bytes().to_vec(),
+                key_id: vec![1; 20],
+                spec: KeySpec::EcP256,
+                not_after: None,
+                signer,
+            };
+            let r = sign_crl(
+                &issuer,
+                1,
+                now,
+                now + time::Duration::hours(1),
+                RevokedList::default(),
+                CrlKind::Full { freshest: None },
+            );
+            assert!(r.is_err());
+        }
+    }
 }

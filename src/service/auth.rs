@@ -319,7 +319,7 @@ fn new_secret() -> Result<Zeroizing<String>, ServiceError> {
     let mut raw = Zeroizing::new([0u8; 32]);
     getrandom::fill(raw.as_mut()).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok(Zeroizing::new(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()),
     ))
 }
 

@@ -160,6 +160,7 @@ impl Pki {
             (CaType::Intermediate, Some(pid)) => {
                 let p = self.ca_for(who, pid)?;
                 self.ensure_can_sign(&p)?;
+                self.check_hierarchy_depth(&p)?;
                 Some(p)
             }
         };
@@ -190,6 +191,27 @@ impl Pki {
             }
         }
         result
+    }
+
+    /// A new intermediate under `parent` must leave every leaf's path within
+    /// `limits.max_chain_depth` intermediates, or our own validation would refuse it.
+    fn check_hierarchy_depth(&self, parent: &CaRecord) -> Result<(), ServiceError> {
+        let max = self.limits().max_chain_depth;
+        // Intermediates from the root down to the new CA, the new one included.
+        let mut depth = 1usize;
+        let mut up = parent.parent_id.clone();
+        while let Some(id) = up {
+            depth += 1;
+            if depth > max {
+                return Err(crate::limits::LimitExceeded::ChainTooDeep(format!(
+                    "an intermediate under {} would be more than {max} CAs below its root",
+                    parent.id
+                ))
+                .into());
+            }
+            up = self.store.get_ca(&id)?.and_then(|p| p.parent_id);
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -154,6 +154,7 @@ impl Pki {
         req: ImportCsrRequest,
     ) -> Result<CsrRecord, ServiceError> {
         let note = short_text("note", req.note)?;
+        self.check_csr_size(&req.csr_pem)?;
         let parsed = csr::parse_and_verify(&req.csr_pem)?;
         let mut rec = record_from(
             who,
@@ -286,6 +287,7 @@ impl Pki {
                 uris: parsed.uris.clone(),
                 exclude_cn_from_sans: false,
             },
+            self.limits(),
         )?;
         let plan = LeafPlan {
             role: &profile,
@@ -349,6 +351,7 @@ impl Pki {
                 uris: vec![],
                 exclude_cn_from_sans: true,
             },
+            self.limits(),
         )?;
         check_countries(&fields.country)?;
         let subject = crate::ca::subject_name(names.common_name.as_deref(), &fields)?;

@@ -90,6 +90,9 @@ pub enum ServiceError {
     CaExpired(String),
     #[error("the token is unavailable: {0}")]
     HsmUnavailable(String),
+    /// A configured limit (`[limits]`) refused the request.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitExceeded),
     /// Anything unexpected. The text goes to the log; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -140,6 +143,8 @@ pub struct Settings {
     pub crl: crl::CrlSettings,
     /// The token that imported a CSR may not approve it.
     pub four_eyes: bool,
+    /// Bounds on what a request's input can make us do.
+    pub limits: crate::limits::Limits,
     pub audit: audit::AuditSettings,
 }
 
@@ -174,6 +179,20 @@ impl Pki {
     /// Close the token's idle sessions at shutdown; returns how many remain in use.
     pub fn close_token_sessions(&self) -> usize {
         self.token.close_sessions()
+    }
+
+    /// The configured `[limits]`.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.settings.limits
+    }
+
+    /// A client's CSR must fit `limits.max_csr_bytes` before it is parsed.
+    pub(crate) fn check_csr_size(&self, pem: &str) -> Result<(), ServiceError> {
+        let max = self.settings.limits.max_csr_bytes;
+        if pem.len() > max {
+            return Err(crate::limits::LimitExceeded::CsrTooLarge { max }.into());
+        }
+        Ok(())
     }
 
     /// Make everything written so far durable, e.g. at shutdown.

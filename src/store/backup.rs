@@ -441,7 +441,7 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<BackupSummary, BackupErro
 }
 
 fn restore_into(path: &Path, store_dir: &Path) -> Result<BackupSummary, BackupError> {
-    let db = super::open_db(store_dir)?;
+    let db = super::open_db(store_dir, None)?;
     let mut tree: Option<sled::Tree> = None;
     let mut next_id = 0u64;
     let summary = read_backup(path, |line| {

@@ -151,8 +151,12 @@ const BOOTSTRAP_TOKEN_KEY: &[u8] = b"bootstrap_token_id";
 const ID_FLOOR_KEY: &[u8] = b"id_floor";
 
 /// Open the sled database in `dir`, telling "another process has it" from other failures.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    sled::Config::new().path(dir).open().map_err(|e| match &e {
+fn open_db(dir: &Path, cache_bytes: Option<u64>) -> Result<sled::Db, StoreError> {
+    let mut cfg = sled::Config::new().path(dir);
+    if let Some(n) = cache_bytes {
+        cfg = cfg.cache_capacity(n);
+    }
+    cfg.open().map_err(|e| match &e {
         // sled reports its flock failure only as an io error of kind Other with this text.
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::Locked(dir.display().to_string())
@@ -162,9 +166,15 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, with sled's default page cache (1 GiB).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = open_db(dir)?;
+        Self::open_with_cache(dir, None)
+    }
+
+    /// Open (or create) the store in `dir`; `cache_bytes` bounds sled's page cache, the
+    /// bulk of the daemon's memory (sled's default is 1 GiB).
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Self, StoreError> {
+        let db = open_db(dir, cache_bytes)?;
         let ca_counts = db.open_tree("ca_counts")?;
         ca_counts.set_merge_operator(add_u64);
         let meta = db.open_tree("meta")?;
