@@ -56,6 +56,7 @@ pub fn rules() -> &'static [Rule] {
     RULES.get_or_init(|| {
         vec![
             rule!(GET "/v1/sys/health", Public, None),
+            rule!(GET "/v1/openapi.json", Public, None),
             rule!(GET "/v1/sys/tenants", Cap(C::Sys), None),
             rule!(POST "/v1/sys/tenants", Cap(C::Sys), Some("tenant.create")),
             rule!(GET "/v1/auth/tokens", Cap(C::Admin), None),

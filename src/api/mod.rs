@@ -10,6 +10,7 @@ mod crl;
 mod csr;
 mod error;
 mod extract;
+pub mod openapi;
 mod roles;
 mod sys;
 mod trust;
@@ -90,6 +91,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route("/v1/openapi.json", get(openapi::document))
         .route(
             "/v1/sys/tenants",
             get(access::list_tenants).post(access::create_tenant),

@@ -47,7 +47,7 @@ fn cursor_mode(f: &CertFilter) -> u8 {
 }
 
 /// `POST /v1/pki/certificates/import`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub certificate_pem: String,

@@ -15,6 +15,7 @@ pub mod input;
 pub mod issue;
 pub mod revoke;
 pub mod roles;
+pub mod schema;
 pub mod trust;
 pub mod validate;
 
