@@ -126,3 +126,51 @@ fn every_documented_operation_is_routed() {
     }
     assert!(seen >= 40, "only {seen} operations");
 }
+
+/// What schemathesis found, kept fixed: a whole number written as `2048.0` is an integer
+/// (JSON Schema says so), an optional body may be `null`, and granting `sys` in another
+/// tenant is refused like any other grant beyond the granter's (403, not 400).
+#[test]
+fn findings_of_the_schemathesis_run_stay_fixed() {
+    let d = daemon();
+    let name = common::unique_name("st-whole");
+    let (st, v) = d.post(
+        "/v1/pki/ca",
+        &serde_json::json!({"name": name, "common_name": "Whole Numbers", "ca_type": "root",
+                            "key_type": "ec", "key_size": 256.0, "validity_days": 30.0}),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["key_size"], 256);
+    let (st, v) = d.post(
+        "/v1/pki/ca",
+        &serde_json::json!({"name": name, "common_name": "x", "ca_type": "root",
+                            "validity_days": 30.5}),
+    );
+    common::assert_error("fraction", (st, &v), 400, "invalid_request");
+
+    for path in [
+        "/v1/pki/csr/csr_nonexistent/approve",
+        "/v1/pki/csr/csr_nonexistent/reject",
+        "/v1/pki/certificates/cert_nonexistent/renew",
+    ] {
+        let (st, v) = d.post_raw(path, "application/json", b"null");
+        assert_eq!(st, 404, "{path}: {v}");
+    }
+
+    let tenant = common::unique_name("st")
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    let (st, v) = d.post("/v1/sys/tenants", &serde_json::json!({"name": tenant}));
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = d.post(
+        "/v1/auth/tokens",
+        &serde_json::json!({"name": "x", "tenant": tenant, "capabilities": ["sys"]}),
+    );
+    common::assert_error("sys elsewhere", (st, &v), 403, "missing_capability");
+    // 128 characters of four bytes each is a valid name.
+    let (st, v) = d.post(
+        "/v1/auth/tokens",
+        &serde_json::json!({"name": "😀".repeat(128), "capabilities": ["read"]}),
+    );
+    assert_eq!(st, 201, "{v}");
+}
