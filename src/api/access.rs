@@ -30,6 +30,12 @@ fn tenant_view(r: &TenantRecord) -> Value {
     json!({"name": r.name, "created_at": rfc3339(r.created_at)})
 }
 
+#[utoipa::path(post, path = "/v1/sys/tenants", tag = "sys", operation_id = "createTenant",
+    request_body = crate::service::auth::CreateTenantRequest,
+    responses(
+        (status = 201, description = "Created", body = super::openapi::Tenant),
+        (status = 409, description = "`tenant_exists`"),
+    ))]
 pub async fn create_tenant(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -40,6 +46,8 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, Json(tenant_view(&rec))))
 }
 
+#[utoipa::path(get, path = "/v1/sys/tenants", tag = "sys", operation_id = "listTenants",
+    responses((status = 200, description = "Every tenant", body = super::openapi::TenantList)))]
 pub async fn list_tenants(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -51,6 +59,13 @@ pub async fn list_tenants(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/auth/tokens", tag = "tokens", operation_id = "createToken",
+    request_body = crate::service::auth::CreateTokenRequest,
+    responses(
+        (status = 201, description = "Created; `token` is the secret, shown this once", body = super::openapi::NewToken),
+        (status = 403, description = "`missing_capability`: a token can grant only capabilities it holds, and only a `sys` token other tenants"),
+        (status = 404, description = "`tenant_not_found`"),
+    ))]
 pub async fn create_token(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -65,6 +80,8 @@ pub async fn create_token(
     Ok(super::secret::SecretJson(StatusCode::CREATED, v))
 }
 
+#[utoipa::path(get, path = "/v1/auth/tokens", tag = "tokens", operation_id = "listTokens",
+    responses((status = 200, description = "The tenant's live tokens (never a secret)", body = super::openapi::TokenList)))]
 pub async fn list_tokens(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -76,6 +93,8 @@ pub async fn list_tokens(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/auth/tokens/self", tag = "tokens", operation_id = "tokenSelf",
+    responses((status = 200, description = "The caller's own token", body = super::openapi::Token)))]
 pub async fn token_self(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -85,6 +104,13 @@ pub async fn token_self(
     Ok(Json(token_view(&rec)))
 }
 
+#[utoipa::path(delete, path = "/v1/auth/tokens/{id}", tag = "tokens", operation_id = "revokeToken",
+    params(("id" = String, Path, description = "Token id (`tok_…`)")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "`token_not_found`, or not the caller's and the caller lacks `admin`"),
+        (status = 409, description = "`invalid_state`: the bootstrap token cannot be revoked through the API"),
+    ))]
 pub async fn revoke_token(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -95,13 +121,16 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Entries after this sequence number.
     #[serde(default)]
+    #[param(schema_with = super::openapi::sequence_number)]
     since: u64,
     #[serde(default = "default_audit_limit")]
+    #[param(minimum = 1, maximum = 1000)]
     limit: usize,
 }
 
@@ -109,6 +138,12 @@ fn default_audit_limit() -> usize {
     100
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "listAudit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Entries after `since`; `next` is the `since` of the next page", body = crate::service::audit::AuditPage),
+        (status = 400, description = "`invalid_request`: a bad or unknown query parameter"),
+    ))]
 pub async fn audit(
     State(st): State<AppState>,
     Caller(who): Caller,

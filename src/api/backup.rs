@@ -11,6 +11,9 @@ use super::error::ApiError;
 use super::extract::Caller;
 use super::{blocking, AppState};
 
+#[utoipa::path(get, path = "/v1/sys/backup", tag = "sys", operation_id = "backup",
+    responses((status = 200, description = "A consistent snapshot of the metadata store, one JSON object per line (README, \"Backup and restore\")",
+        content_type = "application/x-ndjson", body = String)))]
 /// Needs `sys` (see `authz`).
 pub async fn backup(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
     let pki = st.pki.clone();

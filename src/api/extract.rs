@@ -181,8 +181,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// A JSON body that may be left out entirely: an empty body means `T::default()`; any
-/// other body is parsed as strictly as [`JsonBody`] does.
+/// A JSON body that may be left out entirely: an empty body, or `null`, means
+/// `T::default()`; any other body is parsed as strictly as [`JsonBody`] does.
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
@@ -193,7 +193,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        let parsed = parse_json(&bytes).map(OptionalJson);
+        let parsed = parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()));
         wipe(bytes);
         parsed
     }

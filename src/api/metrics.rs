@@ -167,6 +167,9 @@ pub(super) fn record_request(method: &'static str, route: &str, status: u16, ela
     .record(elapsed.as_secs_f64());
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "sys", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition format",
+        content_type = "text/plain", body = String)))]
 /// `GET /metrics` with a bearer token; the access rule (`authz`) asks for `sys`, since
 /// the metrics span every tenant.
 pub(super) async fn scrape(

@@ -12,6 +12,7 @@ mod csr;
 mod error;
 mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 mod roles;
 mod secret;
@@ -141,6 +142,7 @@ pub fn router(state: AppState) -> Router {
     let gate = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route("/v1/openapi.json", get(openapi::document))
         .route(
             "/v1/sys/tenants",
             get(access::list_tenants).post(access::create_tenant),

@@ -16,7 +16,7 @@ pub use crate::types::SubjectFields;
 pub use duration::Ttl;
 
 /// Which leaf keys a role accepts (`key_type`); `Any` only makes sense for signing CSRs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleKeyType {
     Ec,

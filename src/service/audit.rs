@@ -60,7 +60,7 @@ pub struct AuditEvent {
 }
 
 /// One stored entry. Field order is the serialised order; the stored bytes are hashed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: u64,
     pub time: String,
@@ -156,7 +156,7 @@ impl AuditLog {
 }
 
 /// A page of entries for `GET /v1/audit`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `since` for the next page; None when this page is the end.

@@ -62,14 +62,18 @@ pub enum AuthFailure {
 pub const DEFAULT_TOKEN_TTL: &str = "768h";
 
 /// `POST /v1/auth/tokens`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
     pub tenant: Option<String>,
+    #[schema(schema_with = crate::service::schema::capabilities)]
     pub capabilities: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::duration_text, nullable)]
     pub ttl: Option<String>,
 }
 
@@ -80,9 +84,10 @@ pub struct NewToken {
 }
 
 /// `POST /v1/sys/tenants`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
+    #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
 }
 
@@ -142,7 +147,7 @@ impl Pki {
         req: CreateTokenRequest,
     ) -> Result<NewToken, ServiceError> {
         let name = req.name.trim();
-        if name.is_empty() || name.len() > 128 {
+        if name.is_empty() || name.chars().count() > 128 {
             return Err(ServiceError::InvalidRequest(
                 "name must be 1 to 128 characters".into(),
             ));
@@ -171,8 +176,9 @@ impl Pki {
                 who.require(c)?;
             }
             if cross_tenant && *c == Capability::Sys {
-                return Err(ServiceError::InvalidRequest(
-                    "sys can only be granted within the granting token's own tenant".into(),
+                // No token holds this: like any grant beyond the granter's, a 403.
+                return Err(ServiceError::MissingCapability(
+                    "sys in another tenant".into(),
                 ));
             }
         }

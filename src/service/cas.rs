@@ -10,7 +10,8 @@ use crate::store::{CaRecord, StoreError};
 use crate::types::{new_id, now, CaType, Serial};
 
 /// `POST /v1/pki/ca`, as the spec defines it. Unknown fields are refused so that a typo
-/// (`validity_day`) doesn't silently fall back to a default.
+/// (`validity_day`) doesn't silently fall back to a default. Its OpenAPI schema, which
+/// says which fields go together, is in `schema.rs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCaRequest {
@@ -22,8 +23,10 @@ pub struct CreateCaRequest {
     #[serde(default)]
     pub key_type: Option<KeyType>,
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_size: Option<u32>,
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub validity_days: Option<u32>,
 }
 

@@ -47,12 +47,13 @@ fn cursor_mode(f: &CertFilter) -> u8 {
 }
 
 /// `POST /v1/pki/certificates/import`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub certificate_pem: String,
     /// Wiped on drop, and never printed by `Debug`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub private_key_pem: Option<secrecy::SecretString>,
     #[serde(default)]
     pub chain_pem: Option<String>,

@@ -18,34 +18,38 @@ use crate::store::{CertSource, CsrRecord, CsrSource, CsrStatus};
 use crate::types::{new_id, now, SubjectFields};
 
 /// `POST /v1/pki/csr/import`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportCsrRequest {
     pub csr_pem: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub note: Option<String>,
 }
 
 /// `POST /v1/pki/csr/{id}/reject`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 
 /// `POST /v1/pki/csr/{id}/sign`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignApprovedRequest {
     pub ca_id: String,
+    #[schema(minimum = 1, maximum = 36500)]
+    #[serde(deserialize_with = "super::input::whole_u32")]
     pub validity_days: u32,
     #[serde(default)]
     pub ext_key_usage: Option<StringList>,
 }
 
 /// `POST /v1/pki/csr`: a CSR whose key pair is made in the token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateCsrRequest {
     pub subject: SubjectRequest,
@@ -56,12 +60,19 @@ pub struct GenerateCsrRequest {
     #[serde(default)]
     pub key_type: Option<KeyType>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::key_size)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_size: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub common_name: String,
     #[serde(default)]
     pub organization: StringList,

@@ -20,7 +20,7 @@ use crate::store::{CaRecord, CertRecord, CertSource, SealedKey, StoreError, Tick
 use crate::types::{new_id, now, Serial};
 
 /// `POST /v1/pki/issue/{role}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct IssueRequest {
 
 /// `POST /v1/pki/sign/{role}`. Names in the body are used only where the role does not
 /// take them from the CSR (`use_csr_common_name`, `use_csr_sans`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     pub csr_pem: String,
@@ -60,7 +60,7 @@ pub struct SignRequest {
 }
 
 /// `POST /v1/pki/certificates/{id}/renew`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     #[serde(default)]

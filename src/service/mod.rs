@@ -18,6 +18,7 @@ pub mod issue;
 pub mod observe;
 pub mod revoke;
 pub mod roles;
+pub mod schema;
 pub mod trust;
 pub mod validate;
 

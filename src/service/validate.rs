@@ -13,7 +13,7 @@ use crate::validate::{self, Anchor, InputError, Outcome, Purpose, Request};
 
 /// The request body. Unknown fields are refused so that a typo (`dnsname`) doesn't
 /// silently validate less than was asked.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The certificate to validate: exactly one PEM certificate.
@@ -44,6 +44,7 @@ pub struct ValidateRequest {
     pub crls_pem: Option<String>,
     /// The most intermediate CAs (not counting self-issued ones) a path may hold.
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub max_chain_depth: Option<u32>,
 }
 

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{decode, encode, Store, StoreError};
 use crate::types::base64_bytes;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CsrStatus {
     Pending,
@@ -19,7 +19,7 @@ pub enum CsrStatus {
     Signed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CsrSource {
     /// Brought in by a client.

@@ -71,7 +71,7 @@ pub struct TenantRecord {
 }
 
 /// How a tracked certificate came to us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertSource {
     /// We generated the key and signed (`issue`, `renew`).

@@ -78,7 +78,7 @@ pub const MAX_CRLS: usize = 16;
 
 /// What the certificate must be good for (RFC 5280 §4.2.1.12). An extKeyUsage extension,
 /// where present on the leaf or a CA of the path, must allow it; no extension allows all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// id-kp-serverAuth, with the CA/Browser Forum certificate profile.
@@ -129,7 +129,7 @@ pub struct Request {
 }
 
 /// One certificate of the path found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PathEntry {
     /// The subject DN, RFC 4514 string form.
     pub subject: String,
@@ -138,7 +138,7 @@ pub struct PathEntry {
 }
 
 /// The answer; see the module documentation for what each field means.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub valid: bool,
     pub chain_valid: bool,
