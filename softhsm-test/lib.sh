@@ -218,7 +218,8 @@ _sv_venv_python() {
 }
 
 # ensure_venv DIR
-# A venv at DIR with cryptography (>= 45, for x509.verification) and pkilint.
+# A venv at DIR with cryptography (>= 45, for x509.verification), pkilint and
+# prometheus-client.
 # Prints the venv's absolute path.
 ensure_venv() {
     [ $# -eq 1 ] || sv_die "usage: ensure_venv DIR"
@@ -241,6 +242,8 @@ sys.exit(0 if int(cryptography.__version__.split(".")[0]) >= 45 else 1)' >/dev/n
         pkgs+=('cryptography>=45')
     { "$dir/bin/python" -c 'import pkilint' >/dev/null 2>&1 && [ -x "$dir/bin/lint_pkix_cert" ]; } ||
         pkgs+=(pkilint)
+    # The independent parser of GET /metrics (tests/metrics.rs).
+    "$dir/bin/python" -c 'import prometheus_client' >/dev/null 2>&1 || pkgs+=(prometheus-client)
     if [ "${#pkgs[@]}" -gt 0 ]; then
         sv_log "pip install ${pkgs[*]} into $dir"
         "$dir/bin/python" -m pip install -q --disable-pip-version-check "${pkgs[@]}" >&2

@@ -185,6 +185,7 @@ fn cases(f: &Fixture, cert_serial: &str) -> Vec<Case> {
     let ca = &f.ca_id;
     vec![
         case(M::GET, "/v1/sys/tenants".into(), None, Some("sys"), None),
+        case(M::GET, "/v1/sys/backup".into(), None, Some("sys"), None),
         case(
             M::POST,
             "/v1/sys/tenants".into(),

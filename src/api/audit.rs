@@ -36,8 +36,12 @@ impl AuditSlot {
     }
 }
 
-/// The request id: the client's, when it is a sane token, else a new one.
+/// The request id: the one the outer layer gave the request (also on its log lines and
+/// in the response), else the client's when it is a sane token, else a new one.
 fn request_id(req: &Request) -> String {
+    if let Some(id) = req.extensions().get::<super::RequestId>() {
+        return id.0.clone();
+    }
     req.headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -70,7 +74,8 @@ fn first_path_param(route: &str, path: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Largest response body inspected for the created object's id.
+/// Largest response body inspected for the created object's id; only JSON bodies of a
+/// known size are, so a streamed body (a backup) passes untouched.
 const MAX_INSPECTED_BODY: usize = 4 * 1024 * 1024;
 
 pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -106,7 +111,14 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
 
     // The object: what the call created or acted on (its `id`), else the path's id.
     let mut object_id = None;
-    if status.is_success() {
+    let small_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        && axum::body::HttpBody::size_hint(resp.body())
+            .exact()
+            .is_some_and(|n| n <= MAX_INSPECTED_BODY as u64);
+    if status.is_success() && small_json {
         let (parts, body) = resp.into_parts();
         let bytes = match axum::body::to_bytes(body, MAX_INSPECTED_BODY).await {
             Ok(b) => b,

@@ -56,6 +56,9 @@ pub fn rules() -> &'static [Rule] {
     RULES.get_or_init(|| {
         vec![
             rule!(GET "/v1/sys/health", Public, None),
+            rule!(GET "/v1/sys/backup", Cap(C::Sys), Some("sys.backup")),
+            // Metrics span every tenant (CA ids included); public only by configuration.
+            rule!(GET "/metrics", Cap(C::Sys), None),
             rule!(GET "/v1/sys/tenants", Cap(C::Sys), None),
             rule!(POST "/v1/sys/tenants", Cap(C::Sys), Some("tenant.create")),
             rule!(GET "/v1/auth/tokens", Cap(C::Admin), None),

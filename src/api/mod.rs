@@ -4,15 +4,20 @@
 mod access;
 mod audit;
 mod authz;
+mod backup;
 mod ca;
 mod certs;
 mod crl;
 mod csr;
 mod error;
 mod extract;
+pub mod metrics;
+pub mod request_id;
 mod roles;
 mod secret;
+mod serve;
 mod sys;
+pub mod tls;
 mod trust;
 mod validate;
 
@@ -25,6 +30,8 @@ use axum::Router;
 
 pub use authz::{rules, AuthThrottle, Need, Rule};
 pub use error::ApiError;
+pub use request_id::RequestId;
+pub use serve::{app, serve, ServeOptions};
 
 use crate::service::{Pki, ServiceError};
 
@@ -51,7 +58,9 @@ async fn blocking<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|e| ApiError::internal(format!("work limiter closed: {e}")))?;
-    match tokio::task::spawn_blocking(f).await {
+    // The request's span goes along, so the work's log lines carry its request id.
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
     }
@@ -64,7 +73,8 @@ async fn durable(
     pending: crate::service::issue::Pending,
 ) -> Result<crate::service::issue::Issued, ApiError> {
     let pki = st.pki.clone();
-    match tokio::task::spawn_blocking(move || pki.make_durable(pending)).await {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(|| pki.make_durable(pending))).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
     }
@@ -145,6 +155,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(access::revoke_token),
         )
         .route("/v1/audit", get(access::audit))
+        .route("/v1/sys/backup", get(backup::backup))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
@@ -199,19 +210,4 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(gate, concurrency_gate))
         .with_state(state)
-}
-
-/// Serve until `shutdown` completes; in-flight requests are allowed to finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // The peer address feeds the failed-authentication throttle.
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

@@ -12,7 +12,7 @@ use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BaseCrlNumber, CrlNumber, Fre
 
 use super::profile::extension;
 use super::verify::verify_signature;
-use super::{algorithm_identifier, digest, CaError, Issuer};
+use super::{algorithm_identifier, CaError, Issuer};
 
 /// CRLReason removeFromCRL (§5.3.1): only in delta CRLs, for a released hold.
 pub const REMOVE_FROM_CRL: u8 = 8;
@@ -245,7 +245,7 @@ pub fn sign_crl(
     tbs.extend_from_slice(&tbs_content);
     drop(tbs_content);
 
-    let signature = issuer.signer.sign_digest(alg, &digest(alg, &tbs))?;
+    let signature = super::token_sign(issuer.signer, alg, &tbs, super::SignedObject::Crl)?;
     verify_signature(&issuer.spki_der, alg, &tbs, &signature).map_err(CaError::BadSignature)?;
 
     let mut bits = Vec::with_capacity(signature.len() + 1);

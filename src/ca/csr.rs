@@ -202,7 +202,7 @@ pub fn build_csr(
     };
     let info_der = info.to_der()?;
     let alg = spec.signature_algorithm();
-    let signature = signer.sign_digest(alg, &super::digest(alg, &info_der))?;
+    let signature = super::token_sign(signer, alg, &info_der, super::SignedObject::Csr)?;
     let req = CertReq {
         info,
         algorithm: super::algorithm_identifier(alg),

@@ -6,7 +6,9 @@
 //! SubjectPublicKeyInfo, and [`TokenSigner`] implements [`DigestSigner`].
 
 mod encoding;
+mod inventory;
 mod pool;
+pub mod uri;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +27,9 @@ use zeroize::Zeroizing;
 
 use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
 pub use encoding::EncodingError;
+pub use inventory::{Mechanisms, TokenObject};
 use pool::Pool;
+pub use uri::{ObjectType, Pkcs11Uri};
 
 /// Errors of the token layer. `Unavailable` is the one callers map to 503.
 #[derive(Debug, thiserror::Error)]
@@ -126,26 +130,14 @@ pub struct KeyRef {
 impl KeyRef {
     /// RFC 7512 URI of the private key, e.g. `pkcs11:token=ca;object=scaivault-ca-x;id=%01%02;type=private`.
     pub fn uri(&self, token_label: &str) -> String {
-        let id: String = self.id.iter().map(|b| format!("%{b:02X}")).collect();
-        format!(
-            "pkcs11:token={};object={};id={};type=private",
-            pct_encode(token_label),
-            pct_encode(&self.label),
-            id
-        )
+        Pkcs11Uri {
+            token: Some(token_label.to_string()),
+            object: Some(self.label.clone()),
+            id: Some(self.id.clone()),
+            object_type: Some(ObjectType::Private),
+        }
+        .to_string()
     }
-}
-
-/// Percent-encode everything outside RFC 7512's unreserved set for path attribute values.
-fn pct_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A key pair just made in the token.
@@ -645,6 +637,13 @@ impl Token {
             }
             Ok(out)
         })
+    }
+
+    /// At shutdown: close every idle session (closing the last one logs the token out).
+    /// Returns how many sessions are still open, lent to work that has not finished.
+    pub fn close_sessions(&self) -> usize {
+        self.pool.close_idle();
+        self.pool.counts().0
     }
 
     /// Probe the token with a real round trip: a pooled, logged-in session and its token info.

@@ -51,7 +51,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-fn check_common_name(cn: &str) -> Result<(), ServiceError> {
+pub(crate) fn check_common_name(cn: &str) -> Result<(), ServiceError> {
     if cn.trim().is_empty() || cn.chars().count() > MAX_CN_LEN || cn.chars().any(char::is_control) {
         return Err(ServiceError::InvalidRequest(format!(
             "common_name must be 1 to {MAX_CN_LEN} printable characters"
@@ -175,6 +175,9 @@ impl Pki {
         let result =
             self.sign_and_store_ca(who, &req, &id, spec, days, parent.as_ref(), &generated);
         if let Ok(rec) = &result {
+            let issuer = rec.parent_id.clone().unwrap_or_else(|| rec.id.clone());
+            metrics::counter!("scaivault_certificates_issued_total", "ca_id" => issuer, "kind" => "ca")
+                .increment(1);
             // A CA has a valid, empty CRL from its creation on. Should the token fail right
             // here, the CRL worker builds it at its next run.
             if let Err(e) = self.rebuild_crl(&rec.id) {
@@ -282,6 +285,7 @@ impl Pki {
                 certificates_issued: 0,
                 created_at: created,
                 revocation: None,
+                issuer_chain_pem: None,
             };
             match self.store.insert_ca(&rec) {
                 Ok(()) => return Ok(rec),

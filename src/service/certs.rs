@@ -276,7 +276,7 @@ impl Pki {
 }
 
 /// Compare public keys by their key bits, not by the encoding of their parameters.
-fn same_public_key(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     let bits = |d: &[u8]| {
         spki::SubjectPublicKeyInfoRef::from_der(d)
             .ok()
@@ -285,7 +285,10 @@ fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     matches!((bits(a), bits(b)), (Some(x), Some(y)) if x == y)
 }
 
-fn check_issued_by(child: &Certificate, parent: &Certificate) -> Result<(), ServiceError> {
+pub(crate) fn check_issued_by(
+    child: &Certificate,
+    parent: &Certificate,
+) -> Result<(), ServiceError> {
     let bad = |m: &str| ServiceError::InvalidChain(m.to_string());
     if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() {
         return Err(bad(

@@ -353,34 +353,35 @@ impl Pki {
             },
             self.limits(),
         )?;
-        for c in &fields.country {
-            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(ServiceError::InvalidRequest(format!(
-                    "country {c:?} must be a two-letter ISO 3166 code in capitals"
-                )));
-            }
-        }
+        check_countries(&fields.country)?;
         let subject = crate::ca::subject_name(names.common_name.as_deref(), &fields)?;
+        self.csr_in_token(who, spec, &subject, &names.dns, &names.ips)
+    }
+
+    /// Make a key pair in the token and a CSR signed by it, and record the CSR (pending,
+    /// linked to the key). Shared by API CSRs and intermediate CSRs of key ceremonies.
+    pub(crate) fn csr_in_token(
+        &self,
+        who: &Principal,
+        spec: KeySpec,
+        subject: &x509_cert::name::Name,
+        dns: &[String],
+        ips: &[std::net::IpAddr],
+    ) -> Result<CsrRecord, ServiceError> {
         let id = new_id("csr");
         let generated = self
             .token
             .generate_key_pair(spec, &format!("scaivault-csr-{id}"))?;
         let signer = self.token.signer(&generated.key);
-        let built = crate::ca::csr::build_csr(
-            &subject,
-            &generated.spki_der,
-            spec,
-            &names.dns,
-            &names.ips,
-            &signer,
-        )
-        .and_then(|pem| {
-            Ok((
-                csr::parse_and_verify(&pem)
-                    .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
-                pem,
-            ))
-        });
+        let built =
+            crate::ca::csr::build_csr(subject, &generated.spki_der, spec, dns, ips, &signer)
+                .and_then(|pem| {
+                    Ok((
+                        csr::parse_and_verify(&pem)
+                            .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
+                        pem,
+                    ))
+                });
         let (parsed, pem) = match built {
             Ok(v) => v,
             Err(e) => {
@@ -394,6 +395,18 @@ impl Pki {
         self.store.insert_csr(&mut rec)?;
         Ok(rec)
     }
+}
+
+/// Subject countries are two-letter ISO 3166 codes in capitals.
+pub(crate) fn check_countries(countries: &[String]) -> Result<(), ServiceError> {
+    for c in countries {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "country {c:?} must be a two-letter ISO 3166 code in capitals"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A role that refuses nothing but malformed names, as a base for ad-hoc checks.

@@ -82,6 +82,9 @@ impl Pki {
     /// Wait (as part of a group commit) until the certificate's record is on disk.
     pub fn make_durable(&self, p: Pending) -> Result<Issued, ServiceError> {
         self.store.wait_durable(p.ticket)?;
+        let ca_id = p.issued.record.issuer_ca_id.clone().unwrap_or_default();
+        metrics::counter!("scaivault_certificates_issued_total", "ca_id" => ca_id, "kind" => "leaf")
+            .increment(1);
         Ok(p.issued)
     }
 }
@@ -387,6 +390,7 @@ impl Pki {
     fn build_chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
         let mut out = vec![ca::pem("CERTIFICATE", &ca.certificate_der)?];
         let mut parent = ca.parent_id.clone();
+        let mut top_chain = ca.issuer_chain_pem.clone();
         // CA chains are short; the bound only guards against a corrupt store with a loop.
         for _ in 0..16 {
             let Some(pid) = parent else { break };
@@ -395,7 +399,14 @@ impl Pki {
             };
             out.push(ca::pem("CERTIFICATE", &p.certificate_der)?);
             parent = p.parent_id.clone();
+            top_chain = p.issuer_chain_pem.clone();
         }
+        // An intermediate signed outside: the issuers given when it was imported.
+        out.extend(
+            top_chain
+                .iter()
+                .flat_map(|c| crate::service::ceremony::split_pem_chain(c)),
+        );
         Ok(out)
     }
 }

@@ -7,12 +7,15 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cas;
+pub mod ceremony;
 pub mod certs;
 pub mod crl;
 pub mod csr;
 pub mod input;
 pub mod issue;
+pub mod observe;
 pub mod revoke;
 pub mod roles;
 pub mod trust;
@@ -171,6 +174,11 @@ impl Pki {
     /// A real round trip to the token, for health checks.
     pub fn token_status(&self) -> Result<TokenStatus, ServiceError> {
         Ok(self.token.status()?)
+    }
+
+    /// Close the token's idle sessions at shutdown; returns how many remain in use.
+    pub fn close_token_sessions(&self) -> usize {
+        self.token.close_sessions()
     }
 
     /// The configured `[limits]`.

@@ -10,6 +10,7 @@ impl Store {
     /// Append one entry (its exact bytes are what the chain hashes). Not flushed: the
     /// caller waits on the ticket, sharing the flush with everyone else (group commit).
     pub fn append_audit(&self, seq: u64, bytes: &[u8]) -> Result<Ticket, StoreError> {
+        let _w = self.writing();
         self.audit.insert(seq.to_be_bytes(), bytes)?;
         Ok(self.ticket())
     }
@@ -56,6 +57,7 @@ impl Store {
 
     /// Record a signed head (the caller's serialised form) for entry `seq`, then flush.
     pub fn put_audit_head(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.audit_heads.insert(seq.to_be_bytes(), bytes)?;
         self.flush()
     }
@@ -81,6 +83,7 @@ impl Store {
 
     /// Record the audit signing key once; false if one was already recorded.
     pub fn set_audit_key(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let done = self
             .meta
             .compare_and_swap(AUDIT_KEY, None as Option<&[u8]>, Some(bytes))?
@@ -92,6 +95,7 @@ impl Store {
     /// Overwrite one stored entry's bytes. Only for tests of tamper detection.
     #[doc(hidden)]
     pub fn tamper_audit_entry(&self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let _w = self.writing();
         self.audit.insert(seq.to_be_bytes(), bytes)?;
         self.flush()
     }

@@ -35,6 +35,10 @@ pub struct CaRecord {
     /// Set when this CA's own certificate was revoked by its parent.
     #[serde(default)]
     pub revocation: Option<Revocation>,
+    /// For an intermediate signed outside this daemon (no `parent_id`): the certificates
+    /// above it, as PEM, nearest first, so chains handed out still reach the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_chain_pem: Option<String>,
 }
 
 /// An API bearer token. Only the SHA-256 of its secret is kept (as the record's key).

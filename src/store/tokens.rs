@@ -7,6 +7,7 @@ use super::{decode, encode, ApiTokenRecord, Store, StoreError, TenantRecord};
 impl Store {
     /// Store a new API token under the hash of its secret, then flush.
     pub fn insert_api_token(&self, hash: &[u8], rec: &ApiTokenRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         let value = encode(rec)?;
         match self
             .api_tokens
@@ -57,6 +58,7 @@ impl Store {
         id: &str,
         at: time::OffsetDateTime,
     ) -> Result<Option<ApiTokenRecord>, StoreError> {
+        let _w = self.writing();
         loop {
             let Some((hash, mut rec)) =
                 self.all_api_tokens()?.into_iter().find(|(_, r)| r.id == id)
@@ -81,6 +83,7 @@ impl Store {
 
     /// Store a new tenant; its name must be free. Then flush.
     pub fn insert_tenant(&self, rec: &TenantRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         let value = encode(rec)?;
         let result = self.tenants.transaction(|t| {
             if t.get(rec.name.as_bytes())?.is_some() {

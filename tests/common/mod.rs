@@ -776,6 +776,43 @@ pub fn new_daemon_setup(extra_config: &str) -> Result<DaemonSetup, String> {
 /// answers health 200. Can be called again after the previous daemon on the
 /// same setup is gone: the data dir and the token carry over.
 pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
+    start_daemon_with(setup, None)
+}
+
+/// What a test's HTTPS client trusts and, for mutual TLS, presents.
+pub struct TlsClient {
+    /// PEM of the CA the daemon's certificate chains to.
+    pub ca_pem: Vec<u8>,
+    /// PEM of a client certificate followed by its private key.
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl TlsClient {
+    /// A blocking reqwest client over rustls that trusts only `ca_pem`.
+    pub fn client(&self) -> Result<reqwest::blocking::Client, String> {
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .timeout(Duration::from_secs(300))
+            .no_proxy()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&self.ca_pem).map_err(|e| format!("CA PEM: {e}"))?,
+            );
+        if let Some(id) = &self.identity_pem {
+            b = b.identity(
+                reqwest::Identity::from_pem(id).map_err(|e| format!("client identity: {e}"))?,
+            );
+        }
+        b.build().map_err(|e| format!("build HTTPS client: {e}"))
+    }
+}
+
+/// Start a daemon whose configuration has a `[tls]` section; the client speaks HTTPS.
+pub fn start_daemon_on_tls(setup: &DaemonSetup, tls: &TlsClient) -> Result<Daemon, String> {
+    start_daemon_with(setup, Some(tls))
+}
+
+fn start_daemon_with(setup: &DaemonSetup, tls: Option<&TlsClient>) -> Result<Daemon, String> {
     let n = setup.starts.fetch_add(1, Ordering::Relaxed);
     let run_tmp = tempfile::Builder::new()
         .prefix(&format!("run{n}-"))
@@ -863,12 +900,17 @@ pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let base_url = format!("http://{addr}");
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("build HTTP client: {e}"))?;
+    let (base_url, client) = match tls {
+        None => (
+            format!("http://{addr}"),
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .no_proxy()
+                .build()
+                .map_err(|e| format!("build HTTP client: {e}"))?,
+        ),
+        Some(t) => (format!("https://{addr}"), t.client()?),
+    };
     let health = format!("{base_url}/v1/sys/health");
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -928,6 +970,56 @@ impl Daemon {
         let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
         let _ = child.kill();
         child.wait().expect("wait for the killed daemon")
+    }
+
+    /// Send a signal by name (`TERM`, `HUP`) to the daemon process, with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().to_string();
+        let out = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(&pid)
+            .output()
+            .expect("run kill");
+        assert!(
+            out.status.success(),
+            "kill -{sig} {pid}: {}",
+            output_text(&out)
+        );
+    }
+
+    /// Wait up to `limit` for the daemon to exit; None if it is still running.
+    pub fn wait_exit(&self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            drop(child);
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log, whole.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Wait up to `limit` for `needle` to occur in the log `min_count` times.
+    pub fn wait_for_log(&self, needle: &str, min_count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log().matches(needle).count() >= min_count {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM the daemon and wait for it to exit (graceful shutdown: in-flight requests
