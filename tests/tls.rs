@@ -70,6 +70,7 @@ fn make_ca(dir: &Path, name: &str, cn: &str) {
         ],
         dir,
     );
+    common::record_secret_file("tls_key", &dir.join(format!("{name}.key")));
 }
 
 fn make_leaf(dir: &Path, ca: &str, name: &str, cn: &str, serial: &str, server: bool) {
@@ -120,6 +121,7 @@ fn make_leaf(dir: &Path, ca: &str, name: &str, cn: &str, serial: &str, server: b
         ],
         dir,
     );
+    common::record_secret_file("tls_key", &dir.join(format!("{name}.key")));
 }
 
 fn make_pki(setup: &DaemonSetup) -> TestPki {

@@ -649,6 +649,15 @@ pub fn record_secret(kind: &str, value: &str) {
     }
 }
 
+/// Record the contents of a secret file the daemon will read (a TLS private key).
+pub fn record_secret_file(kind: &str, path: &Path) {
+    if trace_dir().is_some() {
+        if let Ok(text) = fs::read_to_string(path) {
+            record_secret(kind, &text);
+        }
+    }
+}
+
 /// Record the secrets in a JSON request or response body: private keys and API token
 /// secrets (members `private_key`, `private_key_pem`, `secret`, `token`).
 pub fn record_secrets_in(body: &[u8]) {
