@@ -51,8 +51,10 @@ pub struct RoleRequest {
     #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_bits: Option<u32>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::key_usages)]
     pub key_usage: Option<StringList>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::ext_key_usages)]
     pub ext_key_usage: Option<StringList>,
     #[serde(default)]
     pub organization: StringList,

@@ -90,6 +90,57 @@ pub fn capabilities() -> Schema {
         .into()
 }
 
+/// A list of usage names, as a list or one comma-separated string, or `null` (the
+/// default). The parser also takes other spellings (`digital_signature`); the schema
+/// names the canonical ones.
+fn usage_list(names: &[&str], description: &str) -> Schema {
+    let alternatives = names.join("|");
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(
+            ArrayBuilder::new().items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(names.iter().copied())),
+            ),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!(
+                    "^(?:(?:{alternatives})(?:,(?:{alternatives}))*)?$"
+                )))
+                .description(Some("comma-separated, as Vault accepts")),
+        )
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+/// `key_usage` of a role.
+pub fn key_usages() -> Schema {
+    let names: Vec<&str> = crate::policy::KeyUsage::ALL
+        .iter()
+        .map(|u| u.name())
+        .collect();
+    usage_list(
+        &names,
+        "Key usages; default `[\"DigitalSignature\"]` (and `KeyEncipherment` for RSA roles)",
+    )
+}
+
+/// `ext_key_usage` of a role or of signing an approved CSR.
+pub fn ext_key_usages() -> Schema {
+    let names: Vec<&str> = crate::policy::ExtKeyUsage::ALL
+        .iter()
+        .map(|u| u.name())
+        .collect();
+    usage_list(
+        &names,
+        "Extended key usages; default `[\"ServerAuth\", \"ClientAuth\"]`; `[]` for none",
+    )
+}
+
 /// `reason` of a revocation: one of the names, or left out (`unspecified`).
 pub fn revocation_reason() -> Schema {
     let mut names: Vec<Value> = RevocationReason::ALL
