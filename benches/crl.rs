@@ -342,6 +342,8 @@ fn open_pki(store_dir: &Path, data_dir: &Path, module: &Path, pin: &str) -> Resu
             public_base_url: None,
             crl: CrlSettings::default(),
             four_eyes: false,
+            limits: Default::default(),
+            audit: Default::default(),
         },
     );
     Ok((store, pki))
@@ -352,6 +354,7 @@ fn principal() -> Principal {
         token_id: "tok_bench".into(),
         tenant: "default".into(),
         capabilities: vec![],
+        expires_at: None,
     }
 }
 

@@ -10,7 +10,8 @@
 #   make_token DIR LABEL     make (or reuse) a SoftHSM2 token under DIR; exports SOFTHSM2_CONF
 #   write_config DIR LISTEN LABEL
 #                            write DIR/scaivault-pki.toml for that token
-#   ensure_venv DIR          make (or reuse) a Python venv with cryptography and pkilint;
+#   ensure_venv DIR          make (or reuse) a Python venv with cryptography, pkilint,
+#                            schemathesis and openapi-spec-validator;
 #                            prints its absolute path on stdout
 #
 # Everything except the values a function is asked to print goes to stderr,
@@ -218,7 +219,8 @@ _sv_venv_python() {
 }
 
 # ensure_venv DIR
-# A venv at DIR with cryptography (>= 45, for x509.verification) and pkilint.
+# A venv at DIR with cryptography (>= 45, for x509.verification), pkilint,
+# prometheus-client, schemathesis and openapi-spec-validator.
 # Prints the venv's absolute path.
 ensure_venv() {
     [ $# -eq 1 ] || sv_die "usage: ensure_venv DIR"
@@ -241,6 +243,13 @@ sys.exit(0 if int(cryptography.__version__.split(".")[0]) >= 45 else 1)' >/dev/n
         pkgs+=('cryptography>=45')
     { "$dir/bin/python" -c 'import pkilint' >/dev/null 2>&1 && [ -x "$dir/bin/lint_pkix_cert" ]; } ||
         pkgs+=(pkilint)
+    # The independent parser of GET /metrics (tests/metrics.rs).
+    "$dir/bin/python" -c 'import prometheus_client' >/dev/null 2>&1 || pkgs+=(prometheus-client)
+    # The API's OpenAPI document: schemathesis runs against the live daemon
+    # (softhsm-test/schemathesis); openapi-spec-validator judges the document (tests/openapi.rs).
+    [ -x "$dir/bin/schemathesis" ] || pkgs+=('schemathesis>=4.32,<5')
+    "$dir/bin/python" -c 'import openapi_spec_validator' >/dev/null 2>&1 ||
+        pkgs+=(openapi-spec-validator)
     if [ "${#pkgs[@]}" -gt 0 ]; then
         sv_log "pip install ${pkgs[*]} into $dir"
         "$dir/bin/python" -m pip install -q --disable-pip-version-check "${pkgs[@]}" >&2

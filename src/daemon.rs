@@ -41,6 +41,24 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     // still mean "finish and flush", not the default "die now".
     let shutdown = shutdown_signal(opts.exit_on_stdin_close)?;
 
+    // Bad TLS files stop the daemon before it touches the token.
+    let timeouts = cfg.server.timeouts()?;
+    let tls = cfg
+        .tls
+        .clone()
+        .map(api::tls::TlsReloader::new)
+        .transpose()?;
+    reload_on_sighup(tls.clone())?;
+    let metrics = if cfg.metrics.enabled {
+        api::metrics::install().map_err(StartError::Io)?;
+        api::metrics::spawn_upkeep();
+        Some(api::metrics::MetricsOptions {
+            unauthenticated_access: cfg.metrics.unauthenticated_access,
+        })
+    } else {
+        None
+    };
+
     let token_cfg = cfg.token_config()?;
     let label = token_cfg.token_label.clone();
     let token = tokio::task::spawn_blocking(move || Token::open(token_cfg))
@@ -49,20 +67,12 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     tracing::info!(token = %label, module = %cfg.hsm.module.display(), "logged in to the token");
 
     let store_dir = cfg.data_dir.join("store");
-    let store = Store::open(&store_dir).map_err(|e| StartError::Store {
-        path: store_dir.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let pki = Arc::new(Pki::new(
-        store,
-        Arc::new(token),
-        Settings {
-            data_dir: cfg.data_dir.clone(),
-            public_base_url: cfg.public_base_url.clone(),
-            crl: cfg.crl.settings()?,
-            four_eyes: cfg.csr.four_eyes,
-        },
-    ));
+    let store = Store::open_with_cache(&store_dir, Some(cfg.limits.store_cache_bytes as u64))
+        .map_err(|e| StartError::Store {
+            path: store_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let pki = Arc::new(Pki::new(store, Arc::new(token), service_settings(&cfg)?));
     if let Some(id) = pki
         .ensure_bootstrap_token()
         .map_err(|e| StartError::Io(e.to_string()))?
@@ -71,6 +81,11 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
             "created the bootstrap admin token");
     }
 
+    let audit_key = pki
+        .ensure_audit_key()
+        .map_err(|e| StartError::Io(format!("cannot set up the audit signing key: {e}")))?;
+    tracing::info!(key_label = %audit_key.label, "audit log ready");
+    let audit_signer = pki.start_audit_signer();
     let crl_worker = pki.start_crl_worker();
     // Twice the token sessions: every session stays busy while the rest hash, build
     // certificates or wait on a shared flush.
@@ -84,24 +99,94 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(e.to_string()))?;
     std::fs::write(cfg.data_dir.join(LISTEN_ADDR_FILE), addr.to_string())
         .map_err(|e| StartError::Io(format!("cannot write the listen-addr file: {e}")))?;
-    tracing::info!(%addr, "listening (plain HTTP)");
+    match (
+        &tls,
+        cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()),
+    ) {
+        (None, _) => tracing::info!(%addr, "listening (plain HTTP)"),
+        (Some(_), false) => tracing::info!(%addr, "listening (HTTPS)"),
+        (Some(_), true) => tracing::info!(%addr, "listening (HTTPS, mutual TLS)"),
+    }
     sd_notify("READY=1");
 
+    let (max_failures, window) = cfg.auth.throttle()?;
     let state = AppState {
         pki: pki.clone(),
         token_label: label,
+        throttle: Arc::new(api::AuthThrottle::new(max_failures, window)),
     };
-    api::serve(listener, state, shutdown)
+    let shutdown = async move {
+        shutdown.await;
+        sd_notify("STOPPING=1");
+    };
+    let serve_opts = api::ServeOptions {
+        timeouts,
+        tls,
+        metrics,
+    };
+    api::serve(listener, state, serve_opts, shutdown)
         .await
         .map_err(|e| StartError::Io(e.to_string()))?;
 
-    sd_notify("STOPPING=1");
+    // Requests have finished: stop the CRL worker (a rebuild in progress completes),
+    // make everything durable, and close the token sessions.
     pki.stop_crl_worker();
-    drop(crl_worker);
+    if crl_worker.join().is_err() {
+        tracing::error!("the CRL worker panicked");
+    }
+    pki.stop_audit_signer();
+    if audit_signer.join().is_err() {
+        tracing::error!("the audit head signer panicked");
+    }
     if let Err(e) = pki.flush() {
         tracing::error!(error = %e, "final flush failed");
     }
+    let still_open = pki.close_token_sessions();
+    if still_open > 0 {
+        tracing::warn!(
+            sessions = still_open,
+            "token sessions still in use by requests past the grace period"
+        );
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// What the use cases need from the configuration (the daemon and the command line).
+pub fn service_settings(cfg: &Config) -> Result<Settings, crate::config::ConfigError> {
+    Ok(Settings {
+        data_dir: cfg.data_dir.clone(),
+        public_base_url: cfg.public_base_url.clone(),
+        crl: cfg.crl.settings()?,
+        four_eyes: cfg.csr.four_eyes,
+        limits: cfg.limits,
+        audit: cfg.audit.settings()?,
+    })
+}
+
+/// SIGHUP reloads the TLS certificate and key (and the client CAs). Without TLS there is
+/// nothing to reload, but the signal must not kill the daemon either.
+fn reload_on_sighup(tls: Option<Arc<api::tls::TlsReloader>>) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())
+        .map_err(|e| StartError::Io(format!("cannot handle SIGHUP: {e}")))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(tls) = &tls else {
+                tracing::info!("SIGHUP: no [tls] configured, nothing to reload");
+                continue;
+            };
+            let tls = tls.clone();
+            match tokio::task::spawn_blocking(move || tls.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: TLS reload failed; still serving the previous certificate"
+                ),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload task failed"),
+            }
+        }
+    });
     Ok(())
 }
 

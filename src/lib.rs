@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod hsm;
 pub mod keys;
+pub mod limits;
 pub mod policy;
 pub mod service;
 pub mod store;

@@ -111,7 +111,7 @@ mod tests {
 }
 
 /// Whether a CA signs itself or is signed by a parent CA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CaType {
     Root,

@@ -1,7 +1,7 @@
 //! `[csr] four_eyes = true`: the token that imported a CSR may not approve it.
 //!
-//! Only one API token exists until tenants and scoped tokens land, so this checks the
-//! refusal and that the CSR stays pending; approval by a second token comes with them.
+//! This checks the refusal and that the CSR stays pending; approval by a second token is
+//! in `tests/access.rs` (`four_eyes_lets_a_second_token_approve`).
 
 mod common;
 

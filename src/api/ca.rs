@@ -16,7 +16,7 @@ use crate::store::CaRecord;
 use crate::types::{rfc3339, CaType, Serial};
 
 /// A CA as the API shows it: the spec's fields plus serial, fingerprint and key URI.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CaView {
     id: String,
     name: String,
@@ -60,13 +60,23 @@ impl CaView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CaList {
     data: Vec<CaView>,
     cursor: Option<String>,
     has_more: bool,
 }
 
+#[utoipa::path(post, path = "/v1/pki/ca", tag = "cas", operation_id = "createCa",
+    request_body = CreateCaRequest,
+    responses(
+        (status = 201, description = "Created; the key was made in the token", body = CaView),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_key_size`, `invalid_body`"),
+        (status = 404, description = "`ca_not_found`: the parent"),
+        (status = 409, description = "`ca_name_exists`"),
+        (status = 422, description = "`ca_inactive`, `ca_expired`, `ca_revoked`: the parent cannot sign"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -80,6 +90,8 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pki/ca", tag = "cas", operation_id = "listCas",
+    responses((status = 200, description = "The tenant's CAs", body = CaList)))]
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -95,6 +107,12 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/pki/ca/{id}", tag = "cas", operation_id = "getCa",
+    params(("id" = String, Path, description = "CA id (`ca_…`)")),
+    responses(
+        (status = 200, description = "The CA", body = CaView),
+        (status = 404, description = "`ca_not_found`"),
+    ))]
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -104,12 +122,21 @@ pub async fn get(
     Ok(Json(CaView::new(&rec, &st.token_label)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCa {
+    /// Stop (`false`) or resume (`true`) signing.
+    #[schema(value_type = bool, required = true)]
     is_active: Option<bool>,
 }
 
+#[utoipa::path(patch, path = "/v1/pki/ca/{id}", tag = "cas", operation_id = "updateCa",
+    params(("id" = String, Path, description = "CA id (`ca_…`)")),
+    request_body = PatchCa,
+    responses(
+        (status = 200, description = "The CA as it is now", body = CaView),
+        (status = 404, description = "`ca_not_found`"),
+    ))]
 pub async fn patch(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -128,12 +155,26 @@ pub async fn patch(
     Ok(Json(CaView::new(&rec, &st.token_label)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
+    #[param(value_type = Option<super::openapi::CertificateFormat>)]
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/pki/ca/{id}/certificate", tag = "cas", operation_id = "getCaCertificate",
+    params(("id" = String, Path, description = "CA id (`ca_…`)"), FormatQuery),
+    responses(
+        (status = 200, description = "JSON with PEM by default; DER for `Accept: application/pkix-cert` or `?format=der`; bare PEM for `?format=pem`",
+            content(
+                (super::openapi::CaCertificate = "application/json"),
+                (super::openapi::Der = "application/pkix-cert"),
+                (String = "application/x-pem-file"),
+            )),
+        (status = 400, description = "`invalid_request`: an unknown `format` or query parameter"),
+        (status = 404, description = "`ca_not_found`"),
+    ))]
 /// The CA certificate is public (relying parties need it): no token required.
 /// JSON with PEM by default; DER for `Accept: application/pkix-cert` or `?format=der`
 /// (what AIA caIssuers URLs point at, since fetchers send no Accept header); bare PEM

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
+use super::secret::SecretJson;
 use super::{blocking, durable, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
@@ -61,18 +62,38 @@ pub(super) fn issued_view(i: &Issued) -> Value {
     v
 }
 
+#[utoipa::path(post, path = "/v1/pki/issue/{role}", tag = "certificates", operation_id = "issue",
+    params(("role" = String, Path, description = "Role name")),
+    request_body = IssueRequest,
+    responses(
+        (status = 201, description = "A new key and its certificate; the key is returned this once", body = super::openapi::IssuedCertificate),
+        (status = 400, description = "`invalid_request` (bad names or TTL, missing CN when required, more than 100 SANs), `invalid_json`"),
+        (status = 404, description = "`role_not_found`, `ca_not_found`"),
+        (status = 422, description = "`name_not_allowed`, `ip_sans_not_allowed`, `uri_not_allowed`, `key_type_not_allowed`, `ttl_exceeds_max`, `ttl_exceeds_ca`, `ca_inactive`, `ca_expired`, `ca_revoked`"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn issue(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<IssueRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.issue(&who, &role, req)).await?;
     let issued = durable(&st, pending).await?;
-    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+    Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
+#[utoipa::path(post, path = "/v1/pki/sign/{role}", tag = "certificates", operation_id = "sign",
+    params(("role" = String, Path, description = "Role name")),
+    request_body = SignRequest,
+    responses(
+        (status = 201, description = "A certificate for the CSR's key", body = super::openapi::IssuedCertificate),
+        (status = 400, description = "`invalid_csr` (unparseable, bad self-signature, unsupported SAN type), `invalid_request`, `invalid_json`"),
+        (status = 404, description = "`role_not_found`, `ca_not_found`"),
+        (status = 422, description = "`name_not_allowed`, `ip_sans_not_allowed`, `uri_not_allowed`, `key_type_not_allowed`, `ttl_exceeds_max`, `ttl_exceeds_ca`, `ca_inactive`, `ca_expired`, `ca_revoked`"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn sign(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -85,17 +106,28 @@ pub async fn sign(
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 
+#[utoipa::path(post, path = "/v1/pki/certificates/{id}/renew", tag = "certificates", operation_id = "renew",
+    params(("id" = String, Path, description = "Certificate id (`cert_…`)")),
+    request_body(content = Option<RenewRequest>, description = "Nothing, or `{ttl?, private_key_format?}`"),
+    responses(
+        (status = 201, description = "A new key and certificate for the same names, under the role as it is now", body = super::openapi::IssuedCertificate),
+        (status = 400, description = "`invalid_request` (e.g. the role's rules no longer admit the names' form), `invalid_json`"),
+        (status = 403, description = "`missing_capability`: renewal needs `issue:` of the certificate's role"),
+        (status = 404, description = "`certificate_not_found`, `role_not_found`"),
+        (status = 422, description = "`not_renewable` (imported, or its role is gone), and the refusals of issue"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn renew(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
     // An empty body means "renew with the defaults".
     OptionalJson(req): OptionalJson<RenewRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.renew(&who, &id, req)).await?;
     let issued = durable(&st, pending).await?;
-    Ok((StatusCode::CREATED, Json(issued_view(&issued))))
+    Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
 fn bad(m: impl Into<String>) -> ApiError {
@@ -139,6 +171,22 @@ fn filter_from(q: HashMap<String, String>) -> Result<CertFilter, ApiError> {
     Ok(f)
 }
 
+#[utoipa::path(get, path = "/v1/pki/certificates", tag = "certificates", operation_id = "listCertificates",
+    params(
+        ("ca_id" = Option<String>, Query, description = "Only this issuer's"),
+        ("expiring_within" = Option<String>, Query, pattern = "^(?:[0-9]{1,9}|(?:[0-9]{1,4}[smhd]){1,3})$",
+            description = "A duration: only certificates not yet expired whose notAfter is within it, soonest first"),
+        ("common_name" = Option<String>, Query, description = "Exact, case-insensitive"),
+        ("role" = Option<String>, Query, description = "Only this role's"),
+        ("revoked" = Option<bool>, Query, description = "Only revoked, or only not revoked"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "From the previous page, with the same filters"),
+    ),
+    responses(
+        (status = 200, description = "A page of certificates", body = super::openapi::CertificateList),
+        (status = 400, description = "`invalid_request`: a bad or unknown query parameter, or a cursor that is not ours"),
+        (status = 404, description = "`ca_not_found`: `ca_id` names no CA of the tenant"),
+    ))]
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -154,6 +202,12 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/pki/certificates/{id}", tag = "certificates", operation_id = "getCertificate",
+    params(("id" = String, Path, description = "Certificate id (`cert_…`)")),
+    responses(
+        (status = 200, description = "The certificate with PEM, chain and SANs", body = super::openapi::CertificateDetail),
+        (status = 404, description = "`certificate_not_found`"),
+    ))]
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -185,18 +239,34 @@ pub async fn get(
     Ok(Json(v))
 }
 
+#[utoipa::path(post, path = "/v1/pki/certificates/{id}/private-key", tag = "certificates", operation_id = "getPrivateKey",
+    params(("id" = String, Path, description = "Certificate id (`cert_…`)")),
+    responses(
+        (status = 200, description = "The stored key, decrypted in the token", body = super::openapi::PrivateKey),
+        (status = 404, description = "`certificate_not_found`, `private_key_not_stored`"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn private_key(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let (pem, key_type) = blocking(move || pki.stored_private_key(&who, &id)).await?;
-    Ok(Json(
+    Ok(SecretJson(
+        StatusCode::OK,
         json!({ "private_key": pem.as_str(), "private_key_type": key_type }),
     ))
 }
 
+#[utoipa::path(post, path = "/v1/pki/certificates/import", tag = "certificates", operation_id = "importCertificate",
+    request_body = ImportRequest,
+    responses(
+        (status = 201, description = "Tracked", body = super::openapi::ImportedCertificate),
+        (status = 400, description = "`invalid_certificate`, `invalid_chain`, `key_mismatch`, `invalid_request`, `invalid_json`"),
+        (status = 409, description = "`certificate_exists`"),
+        (status = 503, description = "`hsm_unavailable` (sealing a given private key)"),
+    ))]
 pub async fn import(
     State(st): State<AppState>,
     Caller(who): Caller,

@@ -20,6 +20,14 @@ fn colon_hex(h: &str) -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(post, path = "/v1/pki/revoke", tag = "revocation", operation_id = "revoke",
+    request_body = crate::service::revoke::RevokeRequest,
+    responses(
+        (status = 200, description = "Revoked, now or before (`already_revoked`)", body = super::openapi::Revoked),
+        (status = 404, description = "`certificate_not_found`"),
+        (status = 409, description = "`ambiguous_serial`: two tracked certificates share the serial"),
+        (status = 422, description = "`cannot_revoke_root`"),
+    ))]
 pub async fn revoke(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -36,6 +44,13 @@ pub async fn revoke(
     })))
 }
 
+#[utoipa::path(post, path = "/v1/pki/unrevoke", tag = "revocation", operation_id = "unrevoke",
+    request_body = crate::service::revoke::UnrevokeRequest,
+    responses(
+        (status = 200, description = "Released from `certificate_hold`", body = super::openapi::Unrevoked),
+        (status = 404, description = "`certificate_not_found`"),
+        (status = 409, description = "`invalid_state`: not on hold, or `ambiguous_serial`"),
+    ))]
 pub async fn unrevoke(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -50,6 +65,13 @@ pub async fn unrevoke(
     })))
 }
 
+#[utoipa::path(post, path = "/v1/pki/ca/{id}/crl", tag = "revocation", operation_id = "rebuildCrl",
+    params(("id" = String, Path, description = "CA id (`ca_…`)")),
+    responses(
+        (status = 200, description = "A new full CRL was signed and published", body = super::openapi::CrlRebuilt),
+        (status = 404, description = "`ca_not_found`"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 /// `POST /v1/pki/ca/{id}/crl`: rebuild now.
 pub async fn rebuild(
     State(st): State<AppState>,
@@ -67,12 +89,29 @@ pub async fn rebuild(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CrlQuery {
+    #[param(value_type = Option<super::openapi::CrlFormat>)]
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/pki/ca/{id}/crl", tag = "revocation", operation_id = "getCrl",
+    params(
+        ("id" = String, Path, description = "CA id (`ca_…`)"),
+        CrlQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The current full CRL: DER, or PEM with `Accept: application/x-pem-file` or `text/plain` or `?format=pem`",
+            headers(("ETag" = String), ("Cache-Control" = String)),
+            content((super::openapi::Der = "application/pkix-crl"), (String = "application/x-pem-file"))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 400, description = "`invalid_request`: an unknown `format` or query parameter"),
+        (status = 404, description = "`ca_not_found`"),
+        (status = 503, description = "`crl_not_available`: none published yet"),
+    ))]
 /// `GET /v1/pki/ca/{id}/crl`: public, from memory; DER unless PEM is asked for.
 pub async fn get_full(
     State(st): State<AppState>,
@@ -83,6 +122,21 @@ pub async fn get_full(
     serve(st, id, q, headers, false).await
 }
 
+#[utoipa::path(get, path = "/v1/pki/ca/{id}/crl/delta", tag = "revocation", operation_id = "getDeltaCrl",
+    params(
+        ("id" = String, Path, description = "CA id (`ca_…`)"),
+        CrlQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The current delta CRL, in the same forms as the full CRL",
+            headers(("ETag" = String), ("Cache-Control" = String)),
+            content((super::openapi::Der = "application/pkix-crl"), (String = "application/x-pem-file"))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 400, description = "`invalid_request`: an unknown `format` or query parameter"),
+        (status = 404, description = "`ca_not_found`"),
+        (status = 503, description = "`crl_not_available`: none published yet, or delta CRLs are switched off"),
+    ))]
 /// `GET /v1/pki/ca/{id}/crl/delta`.
 pub async fn get_delta(
     State(st): State<AppState>,

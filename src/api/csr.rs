@@ -57,6 +57,12 @@ fn view(r: &CsrRecord, token_label: &str, full: bool) -> Value {
     v
 }
 
+#[utoipa::path(post, path = "/v1/pki/csr/import", tag = "csrs", operation_id = "importCsr",
+    request_body = ImportCsrRequest,
+    responses(
+        (status = 201, description = "Taken in, `pending`", body = super::openapi::Csr),
+        (status = 400, description = "`invalid_csr` (unparseable, bad self-signature, unsupported SAN type), `invalid_json`, `invalid_request`"),
+    ))]
 pub async fn import(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -70,6 +76,14 @@ pub async fn import(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/pki/csr", tag = "csrs", operation_id = "generateCsr",
+    request_body = GenerateCsrRequest,
+    responses(
+        (status = 201, description = "A key pair made in the token and a CSR it signed; no private key in the answer", body = super::openapi::Csr),
+        (status = 400, description = "`invalid_request` (e.g. no name a certificate could carry as a SAN), `invalid_key_size`, `invalid_json`"),
+        (status = 422, description = "`name_not_allowed`: a name is neither a host name nor an IP address"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn generate(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -80,6 +94,12 @@ pub async fn generate(
     Ok((StatusCode::CREATED, Json(view(&rec, &st.token_label, true))))
 }
 
+#[utoipa::path(get, path = "/v1/pki/csr/{id}", tag = "csrs", operation_id = "getCsr",
+    params(("id" = String, Path, description = "CSR id (`csr_…`)")),
+    responses(
+        (status = 200, description = "The CSR, with `csr_pem`", body = super::openapi::Csr),
+        (status = 404, description = "`csr_not_found`"),
+    ))]
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -96,6 +116,16 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", m)
 }
 
+#[utoipa::path(get, path = "/v1/pki/csr", tag = "csrs", operation_id = "listCsrs",
+    params(
+        ("status" = Option<CsrStatus>, Query, description = "Only CSRs in this state"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "From the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of CSRs", body = super::openapi::CsrList),
+        (status = 400, description = "`invalid_request`: a bad or unknown query parameter, or a cursor that is not ours"),
+    ))]
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -145,10 +175,20 @@ pub async fn list(
 }
 
 /// Approval takes no fields; a body, if any, must be `{}` (a typo must not pass silently).
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {}
 
+#[utoipa::path(post, path = "/v1/pki/csr/{id}/approve", tag = "csrs", operation_id = "approveCsr",
+    params(("id" = String, Path, description = "CSR id (`csr_…`)")),
+    request_body(content = Option<ApproveRequest>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "Approved", body = super::openapi::Csr),
+        (status = 400, description = "`invalid_json`, `invalid_request` (a body other than `{}`)"),
+        (status = 403, description = "`four_eyes`: the token that imported it may not approve it; or `missing_capability`"),
+        (status = 404, description = "`csr_not_found`"),
+        (status = 409, description = "`invalid_state`: not pending"),
+    ))]
 pub async fn approve(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -160,6 +200,14 @@ pub async fn approve(
     Ok(Json(view(&rec, &st.token_label, false)))
 }
 
+#[utoipa::path(post, path = "/v1/pki/csr/{id}/reject", tag = "csrs", operation_id = "rejectCsr",
+    params(("id" = String, Path, description = "CSR id (`csr_…`)")),
+    request_body(content = Option<RejectRequest>, description = "Nothing, or `{\"reason\": …}`"),
+    responses(
+        (status = 200, description = "Rejected", body = super::openapi::Csr),
+        (status = 404, description = "`csr_not_found`"),
+        (status = 409, description = "`invalid_state`: neither pending nor approved"),
+    ))]
 pub async fn reject(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -171,6 +219,16 @@ pub async fn reject(
     Ok(Json(view(&rec, &st.token_label, false)))
 }
 
+#[utoipa::path(post, path = "/v1/pki/csr/{id}/sign", tag = "csrs", operation_id = "signApprovedCsr",
+    params(("id" = String, Path, description = "CSR id (`csr_…`)")),
+    request_body = SignApprovedRequest,
+    responses(
+        (status = 201, description = "Signed; the CSR is now `signed`", body = super::openapi::CsrCertificate),
+        (status = 404, description = "`csr_not_found`, `ca_not_found`"),
+        (status = 409, description = "`invalid_state`: not approved"),
+        (status = 422, description = "`ttl_exceeds_ca`, `ca_inactive`, `ca_expired`, `ca_revoked`, `key_type_not_allowed`"),
+        (status = 503, description = "`hsm_unavailable`"),
+    ))]
 pub async fn sign(
     State(st): State<AppState>,
     Caller(who): Caller,

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::limits::LimitExceeded;
 use crate::policy::PolicyError;
 use crate::service::ServiceError;
 
@@ -14,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,7 +25,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -43,6 +52,10 @@ impl From<ServiceError> for ApiError {
             E::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             E::InvalidKeySize(_) => (StatusCode::BAD_REQUEST, "invalid_key_size"),
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::MissingCapability(_) => (StatusCode::FORBIDDEN, "missing_capability"),
+            E::TenantExists(_) => (StatusCode::CONFLICT, "tenant_exists"),
+            E::NotFound { kind: "tenant", .. } => (StatusCode::NOT_FOUND, "tenant_not_found"),
+            E::NotFound { kind: "token", .. } => (StatusCode::NOT_FOUND, "token_not_found"),
             E::NotFound { kind: "ca", .. } => (StatusCode::NOT_FOUND, "ca_not_found"),
             E::NotFound { kind: "role", .. } => (StatusCode::NOT_FOUND, "role_not_found"),
             E::NotFound { kind: "csr", .. } => (StatusCode::NOT_FOUND, "csr_not_found"),
@@ -83,6 +96,7 @@ impl From<ServiceError> for ApiError {
                     "the key token cannot be reached; try again shortly",
                 );
             }
+            E::Limit(l) => return limit_error(l),
             E::Internal(m) => return ApiError::internal(m),
         };
         ApiError::new(status, code, e.to_string())
@@ -100,12 +114,38 @@ fn policy_status(p: &PolicyError) -> (StatusCode, &'static str) {
         P::TtlExceedsMax { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_max"),
         P::TtlExceedsCa(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_exceeds_ca"),
         P::CnRequired | P::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        P::Limit(l) => limit_status(l),
     }
 }
+
+/// A configured limit: 413 for a request that is too big, 422 for one that asks for
+/// too much work; the code names the limit.
+fn limit_status(l: &LimitExceeded) -> (StatusCode, &'static str) {
+    if l.is_size() {
+        (StatusCode::PAYLOAD_TOO_LARGE, l.code())
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, l.code())
+    }
+}
+
+fn limit_error(l: &LimitExceeded) -> ApiError {
+    let (status, code) = limit_status(l);
+    ApiError::new(status, code, l.to_string())
+}
+
+/// The error code of an error response, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(self.code));
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

@@ -6,8 +6,15 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath};
+
+use super::audit::AuditSlot;
+use super::authz;
 use super::error::ApiError;
 use super::AppState;
+use crate::service::auth::AuthFailure;
 use crate::service::Principal;
 
 /// A JSON body. Unlike `axum::Json` it doesn't insist on a Content-Type header (curl users
@@ -20,7 +27,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let parsed = parse_json(&bytes).map(JsonBody);
+        wipe(bytes);
+        parsed
+    }
+}
+
+/// Wipe a request body once it has been parsed: some carry private keys (import). Only
+/// possible when nothing else holds the buffer, which is the usual case.
+fn wipe(bytes: Bytes) {
+    use zeroize::Zeroize;
+    if let Ok(mut b) = bytes.try_into_mut() {
+        b.as_mut().zeroize();
     }
 }
 
@@ -56,7 +74,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The authenticated caller, from `Authorization: Bearer <token>`.
+/// The authenticated and authorized caller, from `Authorization: Bearer <token>`.
+///
+/// Order: throttled address → 429; no, unknown, expired or revoked token → 401; token
+/// without the capability the route needs (see `authz`) → 403 naming it. Objects of other
+/// tenants are then "not found" in the use cases, so ids don't leak.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
@@ -64,6 +86,18 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(secs) = ip.and_then(|ip| state.throttle.blocked(ip)) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_auth_failures",
+                "too many failed authentications from this address; try again later",
+            )
+            .with_retry_after(secs));
+        }
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -82,11 +116,40 @@ impl FromRequestParts<AppState> for Caller {
         if secret.is_empty() {
             return Err(unauthorized("the bearer token is empty"));
         }
-        state
-            .pki
-            .authenticate(secret)
-            .map(Caller)
-            .map_err(|_| unauthorized("the bearer token is not valid"))
+        let who = match state.pki.authenticate(secret) {
+            Ok(p) => p,
+            Err(f) => {
+                if let Some(ip) = ip {
+                    state.throttle.failed(ip);
+                }
+                return Err(unauthorized(match f {
+                    AuthFailure::Unknown => "the bearer token is not valid",
+                    AuthFailure::Expired => "the bearer token has expired",
+                    AuthFailure::Revoked => "the bearer token has been revoked",
+                }));
+            }
+        };
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            slot.set(&who);
+        }
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let Some(rule) = authz::rule_for(&parts.method, &route) else {
+            tracing::error!(method = %parts.method, %route, "route has no access rule; refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_capability",
+                "this endpoint has no access rule; nobody may call it",
+            ));
+        };
+        let role = super::audit::path_param(&route, parts.uri.path(), "role");
+        if let Some(cap) = rule.need.capability(role.as_deref()) {
+            who.require(&cap).map_err(ApiError::from)?;
+        }
+        Ok(Caller(who))
     }
 }
 
@@ -118,8 +181,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// A JSON body that may be left out entirely: an empty body means `T::default()`; any
-/// other body is parsed as strictly as [`JsonBody`] does.
+/// A JSON body that may be left out entirely: an empty body, or `null`, means
+/// `T::default()`; any other body is parsed as strictly as [`JsonBody`] does.
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
@@ -130,6 +193,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        parse_json(&bytes).map(OptionalJson)
+        let parsed = parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()));
+        wipe(bytes);
+        parsed
     }
 }

@@ -1,14 +1,24 @@
 //! The HTTP front end: the only module that uses axum. Routes, JSON in and out,
 //! authentication, and the mapping of errors to statuses (in `error`).
 
+mod access;
+mod audit;
+mod authz;
+mod backup;
 mod ca;
 mod certs;
 mod crl;
 mod csr;
 mod error;
 mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod request_id;
 mod roles;
+mod secret;
+mod serve;
 mod sys;
+pub mod tls;
 mod trust;
 mod validate;
 
@@ -19,7 +29,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use authz::{rules, AuthThrottle, Need, Rule};
 pub use error::ApiError;
+pub use request_id::RequestId;
+pub use serve::{app, serve, ServeOptions};
 
 use crate::service::{Pki, ServiceError};
 
@@ -29,6 +42,8 @@ pub struct AppState {
     pub pki: Arc<Pki>,
     /// For key URIs and health output.
     pub token_label: String,
+    /// Failed authentications per client address.
+    pub throttle: Arc<AuthThrottle>,
 }
 
 /// Run a blocking use case (token calls, disk flushes) off the async runtime.
@@ -44,7 +59,9 @@ async fn blocking<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|e| ApiError::internal(format!("work limiter closed: {e}")))?;
-    match tokio::task::spawn_blocking(f).await {
+    // The request's span goes along, so the work's log lines carry its request id.
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
     }
@@ -57,7 +74,8 @@ async fn durable(
     pending: crate::service::issue::Pending,
 ) -> Result<crate::service::issue::Issued, ApiError> {
     let pki = st.pki.clone();
-    match tokio::task::spawn_blocking(move || pki.make_durable(pending)).await {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(|| pki.make_durable(pending))).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
     }
@@ -78,12 +96,68 @@ pub fn set_work_limit(n: usize) {
     let _ = WORK_LIMIT.set(tokio::sync::Semaphore::new(n.max(1)));
 }
 
-/// Request body limit; the largest legitimate body is a PEM chain.
+/// Request body limit unless `limits.max_body_bytes` says otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Paths the concurrency gate never refuses: health checks must answer while the daemon
+/// is busy, or a load balancer takes a slow but healthy instance out.
+const UNGATED_PATHS: [&str; 2] = ["/v1/sys/health", "/metrics"];
+
+/// Refuse a request at once, with 429 `too_many_requests` and `Retry-After`, when
+/// `limits.max_concurrent_requests` are already in flight. Refusing instead of queueing
+/// keeps memory bounded (each request may hold a body) and tells clients to back off.
+async fn concurrency_gate(
+    axum::extract::State(gate): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if UNGATED_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match gate.try_acquire_owned() {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => {
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "the daemon is handling as many requests as limits.max_concurrent_requests allows; retry shortly",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            resp
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
+    let limits = *state.pki.limits();
+    let gate = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route(
+            "/v1/sys/tenants",
+            get(access::list_tenants).post(access::create_tenant),
+        )
+        .route(
+            "/v1/auth/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route("/v1/auth/tokens/self", get(access::token_self))
+        .route(
+            "/v1/auth/tokens/{id}",
+            axum::routing::delete(access::revoke_token),
+        )
+        .route("/v1/audit", get(access::audit))
+        .route("/v1/sys/backup", get(backup::backup))
         .route("/v1/pki/ca", get(ca::list).post(ca::create))
         .route("/v1/pki/ca/{id}", get(ca::get).patch(ca::patch))
         .route("/v1/pki/ca/{id}/certificate", get(ca::certificate))
@@ -121,6 +195,10 @@ pub fn router(state: AppState) -> Router {
             post(certs::private_key),
         )
         .route("/v1/pki/certificates/{id}/renew", post(certs::renew))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -131,17 +209,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(gate, concurrency_gate))
         .with_state(state)
-}
-
-/// Serve until `shutdown` completes; in-flight requests are allowed to finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -48,6 +48,13 @@ pub fn role_view(r: &Role) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/v1/pki/roles", tag = "roles", operation_id = "createRole",
+    request_body = RoleRequest,
+    responses(
+        (status = 201, description = "Created; every field shown, defaults included", body = super::openapi::Role),
+        (status = 404, description = "`ca_not_found`"),
+        (status = 409, description = "`role_exists`"),
+    ))]
 pub async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -58,6 +65,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(role_view(&role))))
 }
 
+#[utoipa::path(get, path = "/v1/pki/roles", tag = "roles", operation_id = "listRoles",
+    responses((status = 200, description = "The tenant's roles", body = super::openapi::RoleList)))]
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -70,6 +79,12 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/pki/roles/{name}", tag = "roles", operation_id = "getRole",
+    params(("name" = String, Path, description = "Role name")),
+    responses(
+        (status = 200, description = "The role", body = super::openapi::Role),
+        (status = 404, description = "`role_not_found`"),
+    ))]
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -78,6 +93,13 @@ pub async fn get(
     Ok(Json(role_view(&st.pki.role_for(&who, &name)?)))
 }
 
+#[utoipa::path(put, path = "/v1/pki/roles/{name}", tag = "roles", operation_id = "replaceRole",
+    params(("name" = String, Path, description = "Role name")),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, description = "Replaced; fields left out took their defaults", body = super::openapi::Role),
+        (status = 404, description = "`role_not_found`, `ca_not_found`"),
+    ))]
 pub async fn replace(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -89,6 +111,12 @@ pub async fn replace(
     Ok(Json(role_view(&role)))
 }
 
+#[utoipa::path(delete, path = "/v1/pki/roles/{name}", tag = "roles", operation_id = "deleteRole",
+    params(("name" = String, Path, description = "Role name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`role_not_found`"),
+    ))]
 pub async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,

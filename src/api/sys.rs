@@ -7,6 +7,11 @@ use serde_json::{json, Value};
 
 use super::{blocking, AppState};
 
+#[utoipa::path(get, path = "/v1/sys/health", tag = "sys", operation_id = "health",
+    responses(
+        (status = 200, description = "The token answered a round trip", body = super::openapi::Health),
+        (status = 503, description = "The token cannot be reached", body = super::openapi::HealthUnavailable),
+    ))]
 /// 200 with the token's state when a real round trip to it works; 503 otherwise, so load
 /// balancers and systemd watchdogs see a CA that cannot sign as down.
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {

@@ -23,6 +23,13 @@ fn view(r: &TrustAnchorRecord) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/v1/pki/trust-anchors", tag = "trust-anchors", operation_id = "createTrustAnchor",
+    request_body = TrustAnchorRequest,
+    responses(
+        (status = 201, description = "Registered", body = super::openapi::TrustAnchor),
+        (status = 400, description = "`invalid_certificate` (unparseable, or not a CA), `invalid_request`, `invalid_json`"),
+        (status = 409, description = "`trust_anchor_exists`: the name or the certificate"),
+    ))]
 pub async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -33,6 +40,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&rec))))
 }
 
+#[utoipa::path(get, path = "/v1/pki/trust-anchors", tag = "trust-anchors", operation_id = "listTrustAnchors",
+    responses((status = 200, description = "The tenant's trust anchors", body = super::openapi::TrustAnchorList)))]
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -45,6 +54,12 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/pki/trust-anchors/{id}", tag = "trust-anchors", operation_id = "getTrustAnchor",
+    params(("id" = String, Path, description = "Trust anchor id (`trust_anchor_…`)")),
+    responses(
+        (status = 200, description = "The trust anchor, with its PEM", body = super::openapi::TrustAnchorDetail),
+        (status = 404, description = "`trust_anchor_not_found`"),
+    ))]
 pub async fn get(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -61,6 +76,12 @@ pub async fn get(
     Ok(Json(v))
 }
 
+#[utoipa::path(delete, path = "/v1/pki/trust-anchors/{id}", tag = "trust-anchors", operation_id = "deleteTrustAnchor",
+    params(("id" = String, Path, description = "Trust anchor id (`trust_anchor_…`)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`trust_anchor_not_found`"),
+    ))]
 pub async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,

@@ -14,6 +14,12 @@ use super::{blocking, AppState};
 use crate::service::validate::ValidateRequest;
 use crate::validate::Outcome;
 
+#[utoipa::path(post, path = "/v1/pki/certificates/validate", tag = "certificates", operation_id = "validateCertificate",
+    request_body = ValidateRequest,
+    responses(
+        (status = 200, description = "The outcome, valid or not", body = Outcome),
+        (status = 400, description = "`invalid_certificate`, `invalid_crl`, `invalid_request`, `invalid_json`"),
+    ))]
 pub async fn validate(
     State(st): State<AppState>,
     Caller(who): Caller,

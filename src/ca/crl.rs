@@ -12,7 +12,7 @@ use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BaseCrlNumber, CrlNumber, Fre
 
 use super::profile::extension;
 use super::verify::verify_signature;
-use super::{algorithm_identifier, digest, CaError, Issuer};
+use super::{algorithm_identifier, CaError, Issuer};
 
 /// CRLReason removeFromCRL (§5.3.1): only in delta CRLs, for a released hold.
 pub const REMOVE_FROM_CRL: u8 = 8;
@@ -245,7 +245,7 @@ pub fn sign_crl(
     tbs.extend_from_slice(&tbs_content);
     drop(tbs_content);
 
-    let signature = issuer.signer.sign_digest(alg, &digest(alg, &tbs))?;
+    let signature = super::token_sign(issuer.signer, alg, &tbs, super::SignedObject::Crl)?;
     verify_signature(&issuer.spki_der, alg, &tbs, &signature).map_err(CaError::BadSignature)?;
 
     let mut bits = Vec::with_capacity(signature.len() + 1);
@@ -316,5 +316,47 @@ mod tests {
         assert_eq!(rc.serial_number.as_bytes(), &[0x01, 0x02]);
         let exts = rc.crl_entry_extensions.unwrap();
         assert_eq!(exts[0].extn_id, const_oid::db::rfc5280::ID_CE_CRL_REASONS);
+    }
+
+    #[test]
+    fn a_crl_signature_that_does_not_verify_is_never_returned() {
+        use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+        use p256::pkcs8::EncodePublicKey;
+        struct Lying;
+        impl DigestSigner for Lying {
+            fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+                Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+            }
+        }
+        struct Failing;
+        impl DigestSigner for Failing {
+            fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+                Err(SignError::Unavailable("gone".into()))
+            }
+        }
+        let mut seed = [7u8; 32];
+        seed[0] = 1;
+        let sk = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let now = crate::types::now();
+        for signer in [&Lying as &dyn DigestSigner, &Failing] {
+            let issuer = Issuer {
+                name: super::super::common_name("CRL Issuer").unwrap(),
+                spki_der: spki.as_bytes().to_vec(),
+                key_id: vec![1; 20],
+                spec: KeySpec::EcP256,
+                not_after: None,
+                signer,
+            };
+            let r = sign_crl(
+                &issuer,
+                1,
+                now,
+                now + time::Duration::hours(1),
+                RevokedList::default(),
+                CrlKind::Full { freshest: None },
+            );
+            assert!(r.is_err());
+        }
     }
 }

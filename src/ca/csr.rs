@@ -13,8 +13,9 @@ use x509_cert::request::CertReq;
 use super::verify::{public_key_kind, verify_by_algorithm};
 use crate::keys::KeyType;
 
-/// Largest CSR we accept, PEM or DER. A real CSR is a few kilobytes.
-pub const MAX_CSR_BYTES: usize = 64 * 1024;
+/// Largest CSR parsed at all, PEM or DER, whatever `limits.max_csr_bytes` allows (the
+/// service checks that, lower, limit first). A real CSR is a few kilobytes.
+pub const MAX_CSR_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CsrError {
@@ -204,7 +205,7 @@ pub fn build_csr(
     };
     let info_der = info.to_der()?;
     let alg = spec.signature_algorithm();
-    let signature = signer.sign_digest(alg, &super::digest(alg, &info_der))?;
+    let signature = super::token_sign(signer, alg, &info_der, super::SignedObject::Csr)?;
     let req = CertReq {
         info,
         algorithm: super::algorithm_identifier(alg),

@@ -12,7 +12,7 @@ use super::CaError;
 use crate::keys::{KeySpec, KeyType};
 
 /// How `issue` returns the private key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyFormat {
     /// `EC PRIVATE KEY` (SEC 1) for EC, `RSA PRIVATE KEY` (PKCS#1) for RSA, as Vault does.

@@ -6,7 +6,9 @@
 //! SubjectPublicKeyInfo, and [`TokenSigner`] implements [`DigestSigner`].
 
 mod encoding;
+mod inventory;
 mod pool;
+pub mod uri;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +27,9 @@ use zeroize::Zeroizing;
 
 use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
 pub use encoding::EncodingError;
+pub use inventory::{Mechanisms, TokenObject};
 use pool::Pool;
+pub use uri::{ObjectType, Pkcs11Uri};
 
 /// Errors of the token layer. `Unavailable` is the one callers map to 503.
 #[derive(Debug, thiserror::Error)]
@@ -126,26 +130,14 @@ pub struct KeyRef {
 impl KeyRef {
     /// RFC 7512 URI of the private key, e.g. `pkcs11:token=ca;object=scaivault-ca-x;id=%01%02;type=private`.
     pub fn uri(&self, token_label: &str) -> String {
-        let id: String = self.id.iter().map(|b| format!("%{b:02X}")).collect();
-        format!(
-            "pkcs11:token={};object={};id={};type=private",
-            pct_encode(token_label),
-            pct_encode(&self.label),
-            id
-        )
+        Pkcs11Uri {
+            token: Some(token_label.to_string()),
+            object: Some(self.label.clone()),
+            id: Some(self.id.clone()),
+            object_type: Some(ObjectType::Private),
+        }
+        .to_string()
     }
-}
-
-/// Percent-encode everything outside RFC 7512's unreserved set for path attribute values.
-fn pct_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A key pair just made in the token.
@@ -216,6 +208,8 @@ pub struct Token {
     handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
     /// When the library was last re-initialized to look for a vanished token.
     last_recovery: Mutex<Option<Instant>>,
+    /// Held for reading around every PKCS#11 call, for writing by `try_recover`.
+    library: std::sync::RwLock<()>,
     /// Serializes the first-use creation of the sealing key.
     seal_key_lock: Mutex<()>,
 }
@@ -230,6 +224,10 @@ pub struct Sealed {
     pub iv: Vec<u8>,
     pub ciphertext: Vec<u8>,
 }
+
+/// How long to wait before looking again for a key that was not found (see
+/// `present_or_unavailable`).
+const KEY_RECHECK_DELAY: Duration = Duration::from_millis(50);
 
 /// How often a missing token may trigger a library re-initialization.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
@@ -253,9 +251,10 @@ impl Token {
             pool: Pool::new(cfg.pool_size),
             handles: Mutex::new(HashMap::new()),
             last_recovery: Mutex::new(None),
+            library: std::sync::RwLock::new(()),
             seal_key_lock: Mutex::new(()),
         };
-        let lease = token.pool.acquire(|| token.open_session())?;
+        let lease = token.pool.acquire(|| token.open_session_once())?;
         lease.release();
         Ok(token)
     }
@@ -288,18 +287,24 @@ impl Token {
 
     /// A token that vanished (unplugged, its store unreadable) is not rediscovered by the
     /// library on its own: SoftHSM2, like many modules, scans for tokens in C_Initialize.
-    /// So re-initialize, but only when no other session is lent out (finalizing would break
-    /// a call in flight) and not more often than `RECOVERY_INTERVAL`.
-    fn try_recover(&self) {
+    /// So re-initialize — only while no other thread is inside the library (the write lock
+    /// of `library`; if it is busy, a later call tries again) and not more often than
+    /// `RECOVERY_INTERVAL`. Returns whether the library was re-initialized. The caller
+    /// must not hold a `library` guard.
+    fn try_recover(&self) -> bool {
         let mut last = self.last_recovery.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
-            return;
+            return false;
         }
+        let Ok(_exclusive) = self.library.try_write() else {
+            return false;
+        };
         *last = Some(Instant::now());
+        drop(last);
         self.pool.close_idle();
-        // The caller's own reservation counts as one open session.
-        if self.pool.counts().0 > 1 {
-            return;
+        // No session can be lent out while the write lock is held; this is a backstop.
+        if self.pool.counts().0 > 0 {
+            return false;
         }
         // Object handles are renumbered by a new C_Initialize.
         self.handles
@@ -314,23 +319,12 @@ impl Token {
         {
             Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
                 tracing::info!(token = %self.label, "re-initialized the PKCS#11 library to look for the token");
+                true
             }
             Err(e) => {
-                tracing::warn!(token = %self.label, error = %e, "re-initializing the PKCS#11 library failed")
+                tracing::warn!(token = %self.label, error = %e, "re-initializing the PKCS#11 library failed");
+                false
             }
-        }
-    }
-
-    /// Open and log in a session; if that fails for any reason but the PIN, look for the
-    /// token again (see `try_recover`) and retry once.
-    fn open_session(&self) -> Result<Session, HsmError> {
-        match self.open_session_once() {
-            Err(HsmError::PinIncorrect) => Err(HsmError::PinIncorrect),
-            Err(_) => {
-                self.try_recover();
-                self.open_session_once()
-            }
-            ok => ok,
         }
     }
 
@@ -350,20 +344,35 @@ impl Token {
 
     /// Run `f` on a pooled session. A session that lost its login is replaced and `f`
     /// retried once; a token that went away makes every idle session go too, so the next
-    /// call starts from slot discovery and the daemon recovers when the token returns.
+    /// call starts from slot discovery; a session that cannot be opened at all makes the
+    /// library look for the token again (`try_recover`) before one more try, so the daemon
+    /// recovers by itself when the token returns.
+    ///
+    /// Every PKCS#11 call runs under a read lock of `library`, which `try_recover` takes
+    /// for writing: C_Finalize while another thread is inside the library is undefined
+    /// behaviour (SoftHSM2 crashes).
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let mut attempts = 0;
+        let mut session_lost = false;
+        let mut recovered = false;
         loop {
-            attempts += 1;
-            let lease = self
-                .pool
-                .acquire(|| self.open_session())
-                .map_err(|e| match e {
-                    HsmError::TokenNotFound(_) | HsmError::SessionLost(_) => {
-                        HsmError::Unavailable(e.to_string())
+            let guard = self.library.read().unwrap_or_else(|p| p.into_inner());
+            let lease = match self.pool.acquire(|| self.open_session_once()) {
+                Ok(l) => l,
+                Err(HsmError::PinIncorrect) => return Err(HsmError::PinIncorrect),
+                Err(e) => {
+                    drop(guard);
+                    if !recovered && self.try_recover() {
+                        recovered = true;
+                        continue;
                     }
-                    other => other,
-                })?;
+                    return Err(match e {
+                        HsmError::TokenNotFound(_) | HsmError::SessionLost(_) => {
+                            HsmError::Unavailable(e.to_string())
+                        }
+                        other => other,
+                    });
+                }
+            };
             match f(lease.session()) {
                 Ok(v) => {
                     lease.release();
@@ -371,9 +380,10 @@ impl Token {
                 }
                 Err(HsmError::SessionLost(what)) => {
                     drop(lease);
-                    if attempts >= 2 {
+                    if session_lost {
                         return Err(HsmError::Unavailable(what));
                     }
+                    session_lost = true;
                 }
                 Err(e @ HsmError::Unavailable(_)) => {
                     drop(lease);
@@ -506,11 +516,15 @@ impl Token {
             ),
         };
         let raw = self.with_session(|s| {
-            let h = self.private_handle(s, key)?;
+            let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
+                self.private_handle(s, key)
+            })?;
             match s.sign(&mechanism, h, &data).map_err(HsmError::from) {
                 Err(e) if e.is_stale_handle() => {
                     self.forget_handle(key);
-                    let h = self.private_handle(s, key)?;
+                    let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
+                        self.private_handle(s, key)
+                    })?;
                     Ok(s.sign(&mechanism, h, &data)?)
                 }
                 other => other,
@@ -519,6 +533,49 @@ impl Token {
         match alg {
             SignatureAlgorithm::RsaPkcs1Sha256 => Ok(raw),
             _ => Ok(encoding::ecdsa_raw_to_der(alg, &raw)?),
+        }
+    }
+
+    /// A key that is not found may have gone with its token (its files unreadable, the
+    /// device pulled): the session still answers but finds nothing. That is an outage
+    /// (503, retry later), not a missing key (500). SoftHSM2 for one keeps answering
+    /// C_GetTokenInfo from memory then, so ask what a client of the token would see: a
+    /// token that shows no private key at all has lost its storage (or is not the token
+    /// the CAs were made in); one that shows others has really lost this key.
+    fn present_or_unavailable<T>(
+        &self,
+        s: &Session,
+        r: Result<T, HsmError>,
+        retry: impl Fn() -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        match r {
+            Err(HsmError::KeyNotFound(label)) => {
+                // What vanishes does not vanish at once: look again after a moment.
+                std::thread::sleep(KEY_RECHECK_DELAY);
+                match retry() {
+                    Err(HsmError::KeyNotFound(_)) => {}
+                    other => return other,
+                }
+                let probe = s
+                    .get_session_info()
+                    .map_err(HsmError::from)
+                    .and_then(|_| self.find_slot())
+                    .and_then(|slot| Ok(self.ctx.get_token_info(slot)?))
+                    .and_then(|_| {
+                        Ok(s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?)
+                    });
+                match probe {
+                    Ok(keys) if !keys.is_empty() => Err(HsmError::KeyNotFound(label)),
+                    Ok(_) => Err(HsmError::Unavailable(format!(
+                        "key {label} not found: the token shows no private key at all"
+                    ))),
+                    Err(e @ (HsmError::Unavailable(_) | HsmError::SessionLost(_))) => Err(e),
+                    Err(e) => Err(HsmError::Unavailable(format!(
+                        "key {label} not found and the token does not answer: {e}"
+                    ))),
+                }
+            }
+            other => other,
         }
     }
 
@@ -580,6 +637,13 @@ impl Token {
             }
             Ok(out)
         })
+    }
+
+    /// At shutdown: close every idle session (closing the last one logs the token out).
+    /// Returns how many sessions are still open, lent to work that has not finished.
+    pub fn close_sessions(&self) -> usize {
+        self.pool.close_idle();
+        self.pool.counts().0
     }
 
     /// Probe the token with a real round trip: a pooled, logged-in session and its token info.
@@ -675,7 +739,23 @@ impl Token {
                 .as_slice()
             {
                 [h] => *h,
-                _ => return Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                _ => {
+                    let find = || match s
+                        .find_objects(&[
+                            Attribute::Class(ObjectClass::SECRET_KEY),
+                            Attribute::Label(sealed.key_label.as_bytes().to_vec()),
+                        ])?
+                        .as_slice()
+                    {
+                        [h] => Ok(*h),
+                        _ => Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                    };
+                    self.present_or_unavailable(
+                        s,
+                        Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+                        find,
+                    )?
+                }
             };
             let mut iv = sealed.iv.clone();
             let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::keys::{KeySpec, KeyType};
+use crate::limits::{LimitExceeded, Limits};
 pub use crate::types::SubjectFields;
 pub use duration::Ttl;
 
 /// Which leaf keys a role accepts (`key_type`); `Any` only makes sense for signing CSRs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleKeyType {
     Ec,
@@ -290,6 +291,9 @@ pub enum PolicyError {
     TtlExceedsCa(String),
     #[error("{0}")]
     Invalid(String),
+    /// A configured limit (`[limits]`): too many names, or one too long.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitExceeded),
 }
 
 /// Names a certificate will carry once policy agreed to them.
@@ -311,9 +315,7 @@ pub struct RequestedNames {
     pub exclude_cn_from_sans: bool,
 }
 
-/// Most SANs one certificate may carry; more is almost certainly a mistake or an attack.
-pub const MAX_SANS: usize = 100;
-/// Longest URI SAN we accept.
+/// Longest URI SAN we accept, whatever `limits.max_name_length` says.
 const MAX_URI_LEN: usize = 2048;
 
 fn is_uri(s: &str) -> bool {
@@ -336,12 +338,15 @@ fn dns_shaped(n: &str) -> bool {
 
 /// Check every requested name against the role. The CN goes into the DNS SANs (unless
 /// excluded); a CN that is an IP address becomes an IP SAN instead.
-pub fn approve_names(role: &Role, req: &RequestedNames) -> Result<ApprovedNames, PolicyError> {
-    if req.dns.len() + req.ips.len() + req.uris.len() > MAX_SANS {
-        return Err(PolicyError::Invalid(format!(
-            "at most {MAX_SANS} SANs may be requested"
-        )));
-    }
+///
+/// `limits` bounds the work first: the number of SANs (`max_sans`) and the length of every
+/// name (`max_name_length`), before any name is matched against the role's patterns.
+pub fn approve_names(
+    role: &Role,
+    req: &RequestedNames,
+    limits: &Limits,
+) -> Result<ApprovedNames, PolicyError> {
+    check_name_limits(req, limits)?;
     let mut out = ApprovedNames::default();
     let cn = req
         .common_name
@@ -415,6 +420,40 @@ pub fn approve_names(role: &Role, req: &RequestedNames) -> Result<ApprovedNames,
     Ok(out)
 }
 
+/// The `[limits]` on requested names: how many SANs, how long each name.
+pub fn check_name_limits(req: &RequestedNames, limits: &Limits) -> Result<(), LimitExceeded> {
+    if req.dns.len() + req.ips.len() + req.uris.len() > limits.max_sans {
+        return Err(LimitExceeded::TooManySans {
+            max: limits.max_sans,
+        });
+    }
+    let max = limits.max_name_length;
+    let too_long = |what: &str, n: &str| {
+        (n.len() > max).then(|| LimitExceeded::NameTooLong {
+            what: format!("{what} ({} bytes)", n.len()),
+            max,
+        })
+    };
+    let fields = [
+        ("a DNS name", &req.dns),
+        ("an IP address", &req.ips),
+        ("a URI", &req.uris),
+    ];
+    if let Some(e) = req
+        .common_name
+        .as_deref()
+        .and_then(|c| too_long("common_name", c))
+    {
+        return Err(e);
+    }
+    for (what, names) in fields {
+        if let Some(e) = names.iter().find_map(|n| too_long(what, n)) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// notBefore and notAfter for a leaf. An explicit `ttl` above max_ttl or past the CA's
 /// expiry is refused; a defaulted one is clipped to the CA's expiry.
 pub fn validity(
@@ -470,7 +509,12 @@ mod tests {
     fn the_cn_lands_in_the_sans() {
         let mut r = Role::for_tests();
         r.allowed_domains = vec!["*.internal".into()];
-        let a = approve_names(&r, &req("db.internal", &["api.internal"])).unwrap();
+        let a = approve_names(
+            &r,
+            &req("db.internal", &["api.internal"]),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(a.dns, vec!["db.internal", "api.internal"]);
     }
 
@@ -478,7 +522,10 @@ mod tests {
     fn a_missing_cn_is_refused_when_required() {
         let r = Role::for_tests();
         let q = RequestedNames::default();
-        assert_eq!(approve_names(&r, &q), Err(PolicyError::CnRequired));
+        assert_eq!(
+            approve_names(&r, &q, &Limits::default()),
+            Err(PolicyError::CnRequired)
+        );
     }
 
     #[test]
@@ -487,9 +534,12 @@ mod tests {
         r.allowed_domains = vec!["*.internal".into()];
         let mut q = req("db.internal", &[]);
         q.ips = vec!["10.0.5.100".into()];
-        assert!(approve_names(&r, &q).is_ok());
+        assert!(approve_names(&r, &q, &Limits::default()).is_ok());
         r.allow_ip_sans = false;
-        assert_eq!(approve_names(&r, &q), Err(PolicyError::IpSansNotAllowed));
+        assert_eq!(
+            approve_names(&r, &q, &Limits::default()),
+            Err(PolicyError::IpSansNotAllowed)
+        );
     }
 
     /// Found by the `request_json` fuzz target: with `enforce_hostnames` off a non-ASCII
@@ -525,8 +575,34 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            approve_names(&r, &q),
-            Err(PolicyError::Invalid(_))
+            approve_names(&r, &q, &Limits::default()),
+            Err(PolicyError::Limit(LimitExceeded::TooManySans { max: 100 }))
+        ));
+        let small = Limits {
+            max_sans: 2,
+            max_name_length: 8,
+            ..Limits::default()
+        };
+        let q = RequestedNames {
+            common_name: Some("a.x".into()),
+            dns: vec!["b.x".into(), "c.x".into(), "d.x".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            approve_names(&r, &q, &small),
+            Err(PolicyError::Limit(LimitExceeded::TooManySans { max: 2 }))
+        ));
+        let q = RequestedNames {
+            common_name: Some("a.x".into()),
+            uris: vec!["spiffe://long/name".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            approve_names(&r, &q, &small),
+            Err(PolicyError::Limit(LimitExceeded::NameTooLong {
+                max: 8,
+                ..
+            }))
         ));
     }
 

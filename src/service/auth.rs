@@ -1,4 +1,4 @@
-//! Bearer-token authentication and the bootstrap admin token.
+//! Bearer-token authentication, API tokens, tenants and the bootstrap admin token.
 //!
 //! Secrets are 32 random bytes, base64url; only their SHA-256 is stored, and a token is
 //! found by that hash, so no stored secret is ever compared byte by byte with input.
@@ -12,8 +12,13 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::access::{self, Capability};
 use super::{Pki, ServiceError};
-use crate::store::ApiTokenRecord;
+use crate::policy::Ttl;
+use crate::store::{ApiTokenRecord, StoreError, TenantRecord};
 use crate::types::{new_id, now};
 
 /// The tenant every object belongs to until tenants are configured.
@@ -25,6 +30,75 @@ pub struct Principal {
     pub token_id: String,
     pub tenant: String,
     pub capabilities: Vec<String>,
+    /// None: never.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Principal {
+    /// Does this token hold a capability covering `wanted`?
+    pub fn holds(&self, wanted: &Capability) -> bool {
+        access::holds(&self.capabilities, wanted)
+    }
+
+    /// 403 naming the capability, unless this token holds it.
+    pub fn require(&self, wanted: &Capability) -> Result<(), ServiceError> {
+        if self.holds(wanted) {
+            Ok(())
+        } else {
+            Err(ServiceError::MissingCapability(wanted.to_string()))
+        }
+    }
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Unknown,
+    Expired,
+    Revoked,
+}
+
+/// Default lifetime of a token made through the API (Vault's default, 32 days).
+pub const DEFAULT_TOKEN_TTL: &str = "768h";
+
+/// `POST /v1/auth/tokens`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub tenant: Option<String>,
+    #[schema(schema_with = crate::service::schema::capabilities)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::service::schema::duration_text, nullable)]
+    pub ttl: Option<String>,
+}
+
+/// A token just made: the record and its secret, which is shown this once.
+pub struct NewToken {
+    pub record: ApiTokenRecord,
+    pub secret: Zeroizing<String>,
+}
+
+/// `POST /v1/sys/tenants`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub name: String,
+}
+
+/// Tenant names: lower-case letters, digits and `-`, 1 to 63 characters, like a DNS label.
+fn valid_tenant_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Name of the file, in the data directory, that receives the bootstrap token's secret.
@@ -34,17 +108,180 @@ fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+fn principal_of(rec: ApiTokenRecord) -> Principal {
+    Principal {
+        token_id: rec.id,
+        tenant: rec.tenant,
+        capabilities: rec.capabilities,
+        expires_at: rec.expires_at,
+    }
+}
+
 impl Pki {
-    /// Find the caller by bearer secret.
-    pub fn authenticate(&self, secret: &str) -> Result<Principal, ServiceError> {
-        match self.store.api_token_by_hash(&hash_secret(secret))? {
-            Some(rec) => Ok(Principal {
-                token_id: rec.id,
-                tenant: rec.tenant,
-                capabilities: rec.capabilities,
-            }),
-            None => Err(ServiceError::Unauthorized),
+    /// Find the caller by bearer secret. The secret is looked up by its SHA-256, so no
+    /// stored value is ever compared with input byte by byte (no timing to learn from).
+    pub fn authenticate(&self, secret: &str) -> Result<Principal, AuthFailure> {
+        let rec = match self.store.api_token_by_hash(&hash_secret(secret)) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Err(AuthFailure::Unknown),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the token store");
+                return Err(AuthFailure::Unknown);
+            }
+        };
+        if rec.revoked_at.is_some() {
+            return Err(AuthFailure::Revoked);
         }
+        if rec.expires_at.is_some_and(|t| t <= now()) {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(principal_of(rec))
+    }
+
+    /// Make a token. The caller may grant only capabilities it holds, and only in its own
+    /// tenant; a `sys` token may make tokens in any tenant, with any capability but `sys`.
+    /// The new token expires no later than the caller's.
+    pub fn create_token(
+        &self,
+        who: &Principal,
+        req: CreateTokenRequest,
+    ) -> Result<NewToken, ServiceError> {
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(ServiceError::InvalidRequest(
+                "name must be 1 to 128 characters".into(),
+            ));
+        }
+        if req.capabilities.is_empty() {
+            return Err(ServiceError::InvalidRequest(
+                "capabilities must name at least one capability".into(),
+            ));
+        }
+        let caps = access::parse_capabilities(&req.capabilities)
+            .map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
+        let tenant = req.tenant.clone().unwrap_or_else(|| who.tenant.clone());
+        let cross_tenant = tenant != who.tenant;
+        if cross_tenant {
+            who.require(&Capability::Sys)?;
+            if self.store.get_tenant(&tenant)?.is_none() {
+                return Err(ServiceError::NotFound {
+                    kind: "tenant",
+                    id: tenant,
+                });
+            }
+        }
+        for c in &caps {
+            let by_sys = who.holds(&Capability::Sys) && *c != Capability::Sys;
+            if !by_sys {
+                who.require(c)?;
+            }
+            if cross_tenant && *c == Capability::Sys {
+                // No token holds this: like any grant beyond the granter's, a 403.
+                return Err(ServiceError::MissingCapability(
+                    "sys in another tenant".into(),
+                ));
+            }
+        }
+        let ttl = Ttl::parse(req.ttl.as_deref().unwrap_or(DEFAULT_TOKEN_TTL))
+            .map_err(|e| ServiceError::InvalidRequest(format!("ttl: {e}")))?;
+        if ttl.as_secs() == 0 {
+            return Err(ServiceError::InvalidRequest("ttl must be positive".into()));
+        }
+        let created = now();
+        let mut expires = created + ttl.as_duration();
+        if let Some(parent) = who.expires_at {
+            expires = expires.min(parent);
+        }
+        let secret = new_secret()?;
+        let record = ApiTokenRecord {
+            id: new_id("tok"),
+            name: name.to_string(),
+            tenant,
+            capabilities: caps.iter().map(ToString::to_string).collect(),
+            created_at: created,
+            expires_at: Some(expires),
+            revoked_at: None,
+            created_by: Some(who.token_id.clone()),
+        };
+        self.store
+            .insert_api_token(&hash_secret(&secret), &record)?;
+        Ok(NewToken { record, secret })
+    }
+
+    /// The caller's tenant's tokens that are neither revoked nor expired (no secrets).
+    pub fn list_tokens(&self, who: &Principal) -> Result<Vec<ApiTokenRecord>, ServiceError> {
+        let t = now();
+        Ok(self
+            .store
+            .list_api_tokens(&who.tenant)?
+            .into_iter()
+            .filter(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > t))
+            .collect())
+    }
+
+    /// The caller's own token record.
+    pub fn token_self(&self, who: &Principal) -> Result<ApiTokenRecord, ServiceError> {
+        self.store
+            .api_token_by_id(&who.token_id)?
+            .ok_or_else(|| ServiceError::NotFound {
+                kind: "token",
+                id: who.token_id.clone(),
+            })
+    }
+
+    /// Revoke a token at once: the caller's own, or any of its tenant's with `admin`
+    /// (any tenant's with `sys`). Another tenant's token is "not found".
+    pub fn revoke_token(&self, who: &Principal, id: &str) -> Result<ApiTokenRecord, ServiceError> {
+        let not_found = || ServiceError::NotFound {
+            kind: "token",
+            id: id.to_string(),
+        };
+        let rec = self.store.api_token_by_id(id)?.ok_or_else(not_found)?;
+        let sys = who.holds(&Capability::Sys);
+        if rec.tenant != who.tenant && !sys {
+            return Err(not_found());
+        }
+        if rec.id != who.token_id && !sys {
+            who.require(&Capability::Admin)?;
+        }
+        if self.store.bootstrap_token_id()?.as_deref() == Some(rec.id.as_str()) {
+            return Err(ServiceError::InvalidState(
+                "the bootstrap admin token cannot be revoked through the API".into(),
+            ));
+        }
+        self.store
+            .revoke_api_token(id, now())?
+            .ok_or_else(not_found)
+    }
+
+    /// Make a tenant (`sys` only; the API layer checks).
+    pub fn create_tenant(
+        &self,
+        who: &Principal,
+        req: CreateTenantRequest,
+    ) -> Result<TenantRecord, ServiceError> {
+        who.require(&Capability::Sys)?;
+        if !valid_tenant_name(&req.name) {
+            return Err(ServiceError::InvalidRequest(
+                "a tenant name is 1 to 63 lower-case letters, digits or '-', not at either end"
+                    .into(),
+            ));
+        }
+        let rec = TenantRecord {
+            name: req.name,
+            created_at: now(),
+            created_by: Some(who.token_id.clone()),
+        };
+        match self.store.insert_tenant(&rec) {
+            Ok(()) => Ok(rec),
+            Err(StoreError::NameTaken(n)) => Err(ServiceError::TenantExists(n)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn list_tenants(&self, who: &Principal) -> Result<Vec<TenantRecord>, ServiceError> {
+        who.require(&Capability::Sys)?;
+        Ok(self.store.list_tenants()?)
     }
 
     /// At first start, make the bootstrap admin token: the secret goes to
@@ -54,9 +291,17 @@ impl Pki {
         if self.store.bootstrap_token_id()?.is_some() {
             return Ok(None);
         }
-        let mut raw = Zeroizing::new([0u8; 32]);
-        getrandom::fill(raw.as_mut()).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let secret = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw));
+        if self.store.get_tenant(DEFAULT_TENANT)?.is_none() {
+            match self.store.insert_tenant(&TenantRecord {
+                name: DEFAULT_TENANT.into(),
+                created_at: now(),
+                created_by: None,
+            }) {
+                Ok(()) | Err(StoreError::NameTaken(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let secret = new_secret()?;
         write_secret_file(&self.settings.data_dir.join(ROOT_TOKEN_FILE), &secret)
             .map_err(|e| ServiceError::Internal(format!("writing the root token file: {e}")))?;
         let rec = ApiTokenRecord {
@@ -65,11 +310,23 @@ impl Pki {
             tenant: DEFAULT_TENANT.into(),
             capabilities: vec!["sys".into(), "admin".into()],
             created_at: now(),
+            expires_at: None,
+            revoked_at: None,
+            created_by: None,
         };
         self.store
             .insert_bootstrap_token(&hash_secret(&secret), &rec)?;
         Ok(Some(rec.id))
     }
+}
+
+/// 32 random bytes, base64url without padding.
+fn new_secret() -> Result<Zeroizing<String>, ServiceError> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    getrandom::fill(raw.as_mut()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()),
+    ))
 }
 
 /// Write a secret to `path` with mode 0600, atomically (temp file, fsync, rename).

@@ -10,7 +10,8 @@ use crate::store::{CaRecord, StoreError};
 use crate::types::{new_id, now, CaType, Serial};
 
 /// `POST /v1/pki/ca`, as the spec defines it. Unknown fields are refused so that a typo
-/// (`validity_day`) doesn't silently fall back to a default.
+/// (`validity_day`) doesn't silently fall back to a default. Its OpenAPI schema, which
+/// says which fields go together, is in `schema.rs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCaRequest {
@@ -22,8 +23,10 @@ pub struct CreateCaRequest {
     #[serde(default)]
     pub key_type: Option<KeyType>,
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_size: Option<u32>,
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub validity_days: Option<u32>,
 }
 
@@ -51,7 +54,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-fn check_common_name(cn: &str) -> Result<(), ServiceError> {
+pub(crate) fn check_common_name(cn: &str) -> Result<(), ServiceError> {
     if cn.trim().is_empty() || cn.chars().count() > MAX_CN_LEN || cn.chars().any(char::is_control) {
         return Err(ServiceError::InvalidRequest(format!(
             "common_name must be 1 to {MAX_CN_LEN} printable characters"
@@ -160,6 +163,7 @@ impl Pki {
             (CaType::Intermediate, Some(pid)) => {
                 let p = self.ca_for(who, pid)?;
                 self.ensure_can_sign(&p)?;
+                self.check_hierarchy_depth(&p)?;
                 Some(p)
             }
         };
@@ -174,6 +178,9 @@ impl Pki {
         let result =
             self.sign_and_store_ca(who, &req, &id, spec, days, parent.as_ref(), &generated);
         if let Ok(rec) = &result {
+            let issuer = rec.parent_id.clone().unwrap_or_else(|| rec.id.clone());
+            metrics::counter!("scaivault_certificates_issued_total", "ca_id" => issuer, "kind" => "ca")
+                .increment(1);
             // A CA has a valid, empty CRL from its creation on. Should the token fail right
             // here, the CRL worker builds it at its next run.
             if let Err(e) = self.rebuild_crl(&rec.id) {
@@ -187,6 +194,27 @@ impl Pki {
             }
         }
         result
+    }
+
+    /// A new intermediate under `parent` must leave every leaf's path within
+    /// `limits.max_chain_depth` intermediates, or our own validation would refuse it.
+    fn check_hierarchy_depth(&self, parent: &CaRecord) -> Result<(), ServiceError> {
+        let max = self.limits().max_chain_depth;
+        // Intermediates from the root down to the new CA, the new one included.
+        let mut depth = 1usize;
+        let mut up = parent.parent_id.clone();
+        while let Some(id) = up {
+            depth += 1;
+            if depth > max {
+                return Err(crate::limits::LimitExceeded::ChainTooDeep(format!(
+                    "an intermediate under {} would be more than {max} CAs below its root",
+                    parent.id
+                ))
+                .into());
+            }
+            up = self.store.get_ca(&id)?.and_then(|p| p.parent_id);
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -260,6 +288,7 @@ impl Pki {
                 certificates_issued: 0,
                 created_at: created,
                 revocation: None,
+                issuer_chain_pem: None,
             };
             match self.store.insert_ca(&rec) {
                 Ok(()) => return Ok(rec),

@@ -47,18 +47,17 @@ fn cursor_mode(f: &CertFilter) -> u8 {
 }
 
 /// `POST /v1/pki/certificates/import`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
     pub certificate_pem: String,
+    /// Wiped on drop, and never printed by `Debug`.
     #[serde(default)]
-    pub private_key_pem: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub private_key_pem: Option<secrecy::SecretString>,
     #[serde(default)]
     pub chain_pem: Option<String>,
 }
-
-/// Most certificates accepted in one chain_pem.
-const MAX_CHAIN: usize = 16;
 
 impl Pki {
     /// A certificate of the caller's tenant.
@@ -178,7 +177,8 @@ impl Pki {
 
         let key = match &req.private_key_pem {
             Some(pem) => {
-                let k = LeafKey::from_pem(pem)
+                use secrecy::ExposeSecret;
+                let k = LeafKey::from_pem(pem.expose_secret())
                     .map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
                 if !same_public_key(&k.spki_der, &spki_der) {
                     return Err(ServiceError::KeyMismatch);
@@ -190,12 +190,15 @@ impl Pki {
 
         let chain_pem = match &req.chain_pem {
             Some(pem) if !pem.trim().is_empty() => {
+                // The certificate itself counts too; counted before anything is decoded.
+                let max = self.limits().max_pem_certificates;
+                if 1 + crate::limits::count_pem_blocks(pem, "CERTIFICATE") > max {
+                    return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());
+                }
                 let chain = Certificate::load_pem_chain(pem.as_bytes())
                     .map_err(|e| ServiceError::InvalidChain(format!("chain_pem: {e}")))?;
-                if chain.len() > MAX_CHAIN {
-                    return Err(ServiceError::InvalidChain(format!(
-                        "more than {MAX_CHAIN} certificates"
-                    )));
+                if 1 + chain.len() > max {
+                    return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());
                 }
                 let mut child = &cert;
                 for parent in &chain {
@@ -274,7 +277,7 @@ impl Pki {
 }
 
 /// Compare public keys by their key bits, not by the encoding of their parameters.
-fn same_public_key(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     let bits = |d: &[u8]| {
         spki::SubjectPublicKeyInfoRef::from_der(d)
             .ok()
@@ -283,7 +286,10 @@ fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     matches!((bits(a), bits(b)), (Some(x), Some(y)) if x == y)
 }
 
-fn check_issued_by(child: &Certificate, parent: &Certificate) -> Result<(), ServiceError> {
+pub(crate) fn check_issued_by(
+    child: &Certificate,
+    parent: &Certificate,
+) -> Result<(), ServiceError> {
     let bad = |m: &str| ServiceError::InvalidChain(m.to_string());
     if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() {
         return Err(bad(

@@ -18,34 +18,39 @@ use crate::store::{CertSource, CsrRecord, CsrSource, CsrStatus};
 use crate::types::{new_id, now, SubjectFields};
 
 /// `POST /v1/pki/csr/import`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportCsrRequest {
     pub csr_pem: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub note: Option<String>,
 }
 
 /// `POST /v1/pki/csr/{id}/reject`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 
 /// `POST /v1/pki/csr/{id}/sign`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignApprovedRequest {
     pub ca_id: String,
+    #[schema(minimum = 1, maximum = 36500)]
+    #[serde(deserialize_with = "super::input::whole_u32")]
     pub validity_days: u32,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::ext_key_usages)]
     pub ext_key_usage: Option<StringList>,
 }
 
 /// `POST /v1/pki/csr`: a CSR whose key pair is made in the token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateCsrRequest {
     pub subject: SubjectRequest,
@@ -56,12 +61,19 @@ pub struct GenerateCsrRequest {
     #[serde(default)]
     pub key_type: Option<KeyType>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::key_size)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_size: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub common_name: String,
     #[serde(default)]
     pub organization: StringList,
@@ -154,6 +166,7 @@ impl Pki {
         req: ImportCsrRequest,
     ) -> Result<CsrRecord, ServiceError> {
         let note = short_text("note", req.note)?;
+        self.check_csr_size(&req.csr_pem)?;
         let parsed = csr::parse_and_verify(&req.csr_pem)?;
         let mut rec = record_from(
             who,
@@ -286,6 +299,7 @@ impl Pki {
                 uris: parsed.uris.clone(),
                 exclude_cn_from_sans: false,
             },
+            self.limits(),
         )?;
         let plan = LeafPlan {
             role: &profile,
@@ -349,35 +363,37 @@ impl Pki {
                 uris: vec![],
                 exclude_cn_from_sans: true,
             },
+            self.limits(),
         )?;
-        for c in &fields.country {
-            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(ServiceError::InvalidRequest(format!(
-                    "country {c:?} must be a two-letter ISO 3166 code in capitals"
-                )));
-            }
-        }
+        check_countries(&fields.country)?;
         let subject = crate::ca::subject_name(names.common_name.as_deref(), &fields)?;
+        self.csr_in_token(who, spec, &subject, &names.dns, &names.ips)
+    }
+
+    /// Make a key pair in the token and a CSR signed by it, and record the CSR (pending,
+    /// linked to the key). Shared by API CSRs and intermediate CSRs of key ceremonies.
+    pub(crate) fn csr_in_token(
+        &self,
+        who: &Principal,
+        spec: KeySpec,
+        subject: &x509_cert::name::Name,
+        dns: &[String],
+        ips: &[std::net::IpAddr],
+    ) -> Result<CsrRecord, ServiceError> {
         let id = new_id("csr");
         let generated = self
             .token
             .generate_key_pair(spec, &format!("scaivault-csr-{id}"))?;
         let signer = self.token.signer(&generated.key);
-        let built = crate::ca::csr::build_csr(
-            &subject,
-            &generated.spki_der,
-            spec,
-            &names.dns,
-            &names.ips,
-            &signer,
-        )
-        .and_then(|pem| {
-            Ok((
-                csr::parse_and_verify(&pem)
-                    .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
-                pem,
-            ))
-        });
+        let built =
+            crate::ca::csr::build_csr(subject, &generated.spki_der, spec, dns, ips, &signer)
+                .and_then(|pem| {
+                    Ok((
+                        csr::parse_and_verify(&pem)
+                            .map_err(|e| crate::ca::CaError::Invalid(e.to_string()))?,
+                        pem,
+                    ))
+                });
         let (parsed, pem) = match built {
             Ok(v) => v,
             Err(e) => {
@@ -391,6 +407,18 @@ impl Pki {
         self.store.insert_csr(&mut rec)?;
         Ok(rec)
     }
+}
+
+/// Subject countries are two-letter ISO 3166 codes in capitals.
+pub(crate) fn check_countries(countries: &[String]) -> Result<(), ServiceError> {
+    for c in countries {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "country {c:?} must be a two-letter ISO 3166 code in capitals"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A role that refuses nothing but malformed names, as a base for ad-hoc checks.

@@ -20,7 +20,7 @@ use crate::store::{CaRecord, CertRecord, CertSource, SealedKey, StoreError, Tick
 use crate::types::{new_id, now, Serial};
 
 /// `POST /v1/pki/issue/{role}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct IssueRequest {
 
 /// `POST /v1/pki/sign/{role}`. Names in the body are used only where the role does not
 /// take them from the CSR (`use_csr_common_name`, `use_csr_sans`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     pub csr_pem: String,
@@ -60,7 +60,7 @@ pub struct SignRequest {
 }
 
 /// `POST /v1/pki/certificates/{id}/renew`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     #[serde(default)]
@@ -82,6 +82,9 @@ impl Pki {
     /// Wait (as part of a group commit) until the certificate's record is on disk.
     pub fn make_durable(&self, p: Pending) -> Result<Issued, ServiceError> {
         self.store.wait_durable(p.ticket)?;
+        let ca_id = p.issued.record.issuer_ca_id.clone().unwrap_or_default();
+        metrics::counter!("scaivault_certificates_issued_total", "ca_id" => ca_id, "kind" => "leaf")
+            .increment(1);
         Ok(p.issued)
     }
 }
@@ -125,6 +128,7 @@ impl Pki {
                 uris: req.uri_sans.0,
                 exclude_cn_from_sans: req.exclude_cn_from_sans,
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         self.issue_new_key(who, &role, names, ttl, req.private_key_format)
@@ -166,6 +170,7 @@ impl Pki {
         req: SignRequest,
     ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
+        self.check_csr_size(&req.csr_pem)?;
         let csr = csr::parse_and_verify(&req.csr_pem)?;
         let key = match csr.key_type {
             KeyType::Ec => CsrKey::Ec(csr.key_bits),
@@ -195,6 +200,7 @@ impl Pki {
                 uris,
                 exclude_cn_from_sans: req.exclude_cn_from_sans,
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         let ca = self.ca_for(who, &role.ca_id)?;
@@ -230,6 +236,10 @@ impl Pki {
             }
             (_, Some(r)) => r.clone(),
         };
+        // A renewal is a new issuance under the role: it needs what issuing needs.
+        who.require(&super::access::Capability::Issue(
+            super::access::RoleSel::Named(role_name.clone()),
+        ))?;
         let role = self.role_for(who, &role_name).map_err(|_| {
             ServiceError::NotRenewable(format!("its role {role_name:?} no longer exists"))
         })?;
@@ -242,6 +252,7 @@ impl Pki {
                 uris: old.san_uri.clone(),
                 exclude_cn_from_sans: !old.san_dns.contains(&old.common_name),
             },
+            self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
         self.issue_new_key(who, &role, names, ttl, req.private_key_format)
@@ -304,18 +315,19 @@ impl Pki {
         };
         let extensions = profile::leaf_extensions(&leaf)?;
 
-        for _ in 0..3 {
-            let template = CertificateTemplate {
+        let (rec, ticket) = sign_and_stage(
+            &self.store,
+            &issuer,
+            |serial| CertificateTemplate {
                 subject: subject.clone(),
                 spki_der: plan.spki_der.clone(),
-                serial: Serial::random(),
+                serial,
                 not_before,
                 not_after,
                 extensions: extensions.clone(),
                 self_signed: false,
-            };
-            let cert = ca::sign_certificate(template, &issuer)?;
-            let mut rec = CertRecord {
+            },
+            |cert| CertRecord {
                 id: id.clone(),
                 tenant: who.tenant.clone(),
                 seq: 0,
@@ -340,28 +352,20 @@ impl Pki {
                 token_key_label: None,
                 token_key_id: Vec::new(),
                 csr_id: plan.csr_id.clone(),
-            };
-            match self.store.stage_cert(&mut rec) {
-                Ok(ticket) => {
-                    tracing::info!(cert_id = %rec.id, ca_id = %ca.id, role = %role.name,
-                        serial = %cert.serial.to_colon_hex(), "certificate issued");
-                    return Ok(Pending {
-                        issued: Issued {
-                            certificate_pem: ca::pem("CERTIFICATE", &rec.certificate_der)?,
-                            ca_chain: self.chain_pems(ca)?,
-                            record: rec,
-                            private_key_pem: None,
-                        },
-                        ticket,
-                    });
-                }
-                Err(StoreError::SerialTaken(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Internal(
-            "could not find an unused serial number".into(),
-        ))
+            },
+        )?;
+        tracing::info!(cert_id = %rec.id, ca_id = %ca.id, role = %role.name,
+            serial = %hex::decode(&rec.serial_hex).map(|b| Serial::from_der_bytes(&b).to_colon_hex()).unwrap_or_default(),
+            "certificate issued");
+        Ok(Pending {
+            issued: Issued {
+                certificate_pem: ca::pem("CERTIFICATE", &rec.certificate_der)?,
+                ca_chain: self.chain_pems(ca)?,
+                record: rec,
+                private_key_pem: None,
+            },
+            ticket,
+        })
     }
 
     /// PEMs from this CA up to its root. CA certificates never change once stored, so
@@ -386,6 +390,7 @@ impl Pki {
     fn build_chain_pems(&self, ca: &CaRecord) -> Result<Vec<String>, ServiceError> {
         let mut out = vec![ca::pem("CERTIFICATE", &ca.certificate_der)?];
         let mut parent = ca.parent_id.clone();
+        let mut top_chain = ca.issuer_chain_pem.clone();
         // CA chains are short; the bound only guards against a corrupt store with a loop.
         for _ in 0..16 {
             let Some(pid) = parent else { break };
@@ -394,9 +399,42 @@ impl Pki {
             };
             out.push(ca::pem("CERTIFICATE", &p.certificate_der)?);
             parent = p.parent_id.clone();
+            top_chain = p.issuer_chain_pem.clone();
         }
+        // An intermediate signed outside: the issuers given when it was imported.
+        out.extend(
+            top_chain
+                .iter()
+                .flat_map(|c| crate::service::ceremony::split_pem_chain(c)),
+        );
         Ok(out)
     }
+}
+
+/// Sign a certificate (a fresh serial per attempt, three attempts) and stage its record.
+///
+/// A signing call that fails, or a signature that does not verify against the issuer's
+/// public key, returns here before anything is written: `ca::sign_certificate` verifies,
+/// and only a certificate it returned reaches the store. So no record, and no response
+/// with a certificate, ever comes from a faulty token.
+pub(super) fn sign_and_stage(
+    store: &crate::store::Store,
+    issuer: &Issuer<'_>,
+    template: impl Fn(Serial) -> CertificateTemplate,
+    record: impl Fn(ca::SignedCertificate) -> CertRecord,
+) -> Result<(CertRecord, Ticket), ServiceError> {
+    for _ in 0..3 {
+        let cert = ca::sign_certificate(template(Serial::random()), issuer)?;
+        let mut rec = record(cert);
+        match store.stage_cert(&mut rec) {
+            Ok(ticket) => return Ok((rec, ticket)),
+            Err(StoreError::SerialTaken(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Internal(
+        "could not find an unused serial number".into(),
+    ))
 }
 
 fn key_usage_bit(u: KeyUsage) -> x509_cert::ext::pkix::KeyUsages {
@@ -419,5 +457,169 @@ fn eku_oid(e: ExtKeyUsage) -> const_oid::ObjectIdentifier {
         ExtKeyUsage::EmailProtection => o::ID_KP_EMAIL_PROTECTION,
         ExtKeyUsage::TimeStamping => o::ID_KP_TIME_STAMPING,
         ExtKeyUsage::OcspSigning => o::ID_KP_OCSP_SIGNING,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A token that fails or lies, seen from the use case: no stored record, no certificate.
+    //! (The signers here are software fakes; the integration tests use the real token.)
+
+    use super::*;
+    use crate::ca::{common_name, profile};
+    use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+    use crate::store::{CertQuery, Store};
+    use p256::pkcs8::EncodePublicKey;
+
+    struct Soft(p256::ecdsa::SigningKey);
+
+    impl DigestSigner for Soft {
+        fn sign_digest(&self, _: SignatureAlgorithm, d: &[u8]) -> Result<Vec<u8>, SignError> {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let sig: p256::ecdsa::Signature = self
+                .0
+                .sign_prehash(d)
+                .map_err(|e| SignError::Failed(e.to_string()))?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+    }
+
+    /// The token call fails.
+    struct Failing;
+    impl DigestSigner for Failing {
+        fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+            Err(SignError::Failed("CKR_FUNCTION_FAILED".into()))
+        }
+    }
+
+    /// The token is gone.
+    struct Gone;
+    impl DigestSigner for Gone {
+        fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+            Err(SignError::Unavailable("CKR_DEVICE_REMOVED".into()))
+        }
+    }
+
+    /// A well-formed ECDSA signature (r = s = 1) that verifies for nothing.
+    struct Garbage;
+    impl DigestSigner for Garbage {
+        fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+            Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+        }
+    }
+
+    /// Not even DER.
+    struct Truncated;
+    impl DigestSigner for Truncated {
+        fn sign_digest(&self, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SignError> {
+            Ok(vec![0x30, 0x45, 0x02])
+        }
+    }
+
+    fn soft_key() -> (Soft, Vec<u8>) {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).unwrap();
+        seed[0] = 1;
+        let sk = p256::ecdsa::SigningKey::from_slice(&seed).unwrap();
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        (Soft(sk), spki.as_bytes().to_vec())
+    }
+
+    fn attempt(
+        store: &Store,
+        signer: &dyn DigestSigner,
+        spki: &[u8],
+    ) -> Result<(CertRecord, Ticket), ServiceError> {
+        let ski = profile::key_identifier(spki).unwrap();
+        let issuer = Issuer {
+            name: common_name("Fault Root").unwrap(),
+            spki_der: spki.to_vec(),
+            key_id: ski.clone(),
+            spec: KeySpec::EcP256,
+            not_after: None,
+            signer,
+        };
+        let start = now();
+        sign_and_stage(
+            store,
+            &issuer,
+            |serial| CertificateTemplate {
+                subject: common_name("Fault Root").unwrap(),
+                spki_der: spki.to_vec(),
+                serial,
+                not_before: start,
+                not_after: start + time::Duration::days(1),
+                extensions: profile::ca_extensions(&ski, None, None).unwrap(),
+                self_signed: true,
+            },
+            |cert| CertRecord {
+                id: new_id("cert"),
+                tenant: "default".into(),
+                seq: 0,
+                issuer_ca_id: Some("ca_fault".into()),
+                role: None,
+                source: CertSource::Issued,
+                common_name: "Fault Root".into(),
+                san_dns: vec![],
+                san_ip: vec![],
+                san_uri: vec![],
+                serial_hex: cert.serial.to_hex(),
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+                key_type: Some(KeyType::Ec),
+                key_bits: Some(256),
+                certificate_der: cert.der,
+                chain_pem: None,
+                sealed_key: None,
+                revocation: None,
+                requested_by: "tok_test".into(),
+                created_at: now(),
+                token_key_label: None,
+                token_key_id: Vec::new(),
+                csr_id: None,
+            },
+        )
+    }
+
+    fn stored(store: &Store) -> usize {
+        let q = CertQuery {
+            tenant: "default",
+            ca_id: Some("ca_fault"),
+            expiring: None,
+            limit: 100,
+            after: None,
+            scan_budget: 1000,
+        };
+        store.list_certs(&q, |_| true).unwrap().items.len()
+    }
+
+    #[test]
+    fn a_failing_or_lying_token_leaves_no_record_and_no_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (good, spki) = soft_key();
+        let (other, _) = soft_key();
+        let bad: [(&str, &dyn DigestSigner); 5] = [
+            ("a failing call", &Failing),
+            ("a vanished token", &Gone),
+            ("a signature that verifies for nothing", &Garbage),
+            ("a signature that is not DER", &Truncated),
+            ("a signature by another key", &other),
+        ];
+        for (what, signer) in bad {
+            let r = attempt(&store, signer, &spki);
+            assert!(r.is_err(), "{what}: a certificate came back");
+            assert_eq!(stored(&store), 0, "{what}: a record was stored");
+        }
+        // A vanished token is a 503 to the client, not a 500.
+        assert!(matches!(
+            attempt(&store, &Gone, &spki),
+            Err(ServiceError::HsmUnavailable(_))
+        ));
+        // The same path with an honest signer stores exactly one record.
+        let (rec, ticket) = attempt(&store, &good, &spki).unwrap();
+        store.wait_durable(ticket).unwrap();
+        assert_eq!(stored(&store), 1);
+        assert_eq!(store.get_cert(&rec.id).unwrap().unwrap().id, rec.id);
     }
 }

@@ -4,15 +4,21 @@
 //! layer runs them on blocking threads. Errors are [`ServiceError`], which `api/` alone turns
 //! into HTTP responses.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cas;
+pub mod ceremony;
 pub mod certs;
 pub mod crl;
 pub mod csr;
 pub mod input;
 pub mod issue;
+pub mod observe;
 pub mod revoke;
 pub mod roles;
+pub mod schema;
 pub mod trust;
 pub mod validate;
 
@@ -37,6 +43,10 @@ pub enum ServiceError {
     InvalidKeySize(#[from] InvalidKeySize),
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("this token lacks the capability {0:?}")]
+    MissingCapability(String),
+    #[error("a tenant named {0:?} already exists")]
+    TenantExists(String),
     #[error("{kind} {id:?} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("a CA named {0:?} already exists")]
@@ -81,6 +91,9 @@ pub enum ServiceError {
     CaExpired(String),
     #[error("the token is unavailable: {0}")]
     HsmUnavailable(String),
+    /// A configured limit (`[limits]`) refused the request.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitExceeded),
     /// Anything unexpected. The text goes to the log; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -131,6 +144,9 @@ pub struct Settings {
     pub crl: crl::CrlSettings,
     /// The token that imported a CSR may not approve it.
     pub four_eyes: bool,
+    /// Bounds on what a request's input can make us do.
+    pub limits: crate::limits::Limits,
+    pub audit: audit::AuditSettings,
 }
 
 /// The CA service: the token, the store and the settings, shared by every request.
@@ -141,6 +157,7 @@ pub struct Pki {
     pub(crate) crl: crl::CrlState,
     /// CA chains as PEM, by CA id (see `chain_pems`).
     pub(crate) chains: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<String>>>>,
+    pub(crate) audit: audit::AuditLog,
 }
 
 impl Pki {
@@ -151,12 +168,32 @@ impl Pki {
             settings,
             crl: crl::CrlState::default(),
             chains: Default::default(),
+            audit: Default::default(),
         }
     }
 
     /// A real round trip to the token, for health checks.
     pub fn token_status(&self) -> Result<TokenStatus, ServiceError> {
         Ok(self.token.status()?)
+    }
+
+    /// Close the token's idle sessions at shutdown; returns how many remain in use.
+    pub fn close_token_sessions(&self) -> usize {
+        self.token.close_sessions()
+    }
+
+    /// The configured `[limits]`.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.settings.limits
+    }
+
+    /// A client's CSR must fit `limits.max_csr_bytes` before it is parsed.
+    pub(crate) fn check_csr_size(&self, pem: &str) -> Result<(), ServiceError> {
+        let max = self.settings.limits.max_csr_bytes;
+        if pem.len() > max {
+            return Err(crate::limits::LimitExceeded::CsrTooLarge { max }.into());
+        }
+        Ok(())
     }
 
     /// Make everything written so far durable, e.g. at shutdown.

@@ -7,18 +7,21 @@ use crate::store::{CertRecord, Revocation, RevokeOutcome, Revokee};
 use crate::types::{now, RevocationReason};
 
 /// `POST /v1/pki/revoke`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    #[schema(pattern = r"^:*(?:[0-9A-Fa-f]:*){1,42}$")]
     pub serial_number: String,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::revocation_reason)]
     pub reason: Option<String>,
 }
 
 /// `POST /v1/pki/unrevoke`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnrevokeRequest {
+    #[schema(pattern = r"^:*(?:[0-9A-Fa-f]:*){1,42}$")]
     pub serial_number: String,
 }
 

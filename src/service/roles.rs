@@ -14,10 +14,11 @@ fn yes() -> bool {
 }
 
 /// `POST /v1/pki/roles` and `PUT /v1/pki/roles/{name}`: the spec's fields plus Vault's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRequest {
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub name: Option<String>,
     pub ca_id: String,
     #[serde(default)]
@@ -47,10 +48,13 @@ pub struct RoleRequest {
     #[serde(default)]
     pub key_type: Option<RoleKeyType>,
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub key_bits: Option<u32>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::key_usages)]
     pub key_usage: Option<StringList>,
     #[serde(default)]
+    #[schema(schema_with = crate::service::schema::ext_key_usages)]
     pub ext_key_usage: Option<StringList>,
     #[serde(default)]
     pub organization: StringList,

@@ -11,9 +11,10 @@ use crate::store::{StoreError, TrustAnchorRecord};
 use crate::types::{new_id, now};
 
 /// `POST /v1/pki/trust-anchors`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustAnchorRequest {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
     pub certificate_pem: String,
 }

@@ -7,25 +7,26 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{Pki, Principal, ServiceError};
+use crate::limits::{count_pem_blocks, LimitExceeded};
 use crate::types::{now, CaType};
 use crate::validate::{self, Anchor, InputError, Outcome, Purpose, Request};
 
 /// The request body. Unknown fields are refused so that a typo (`dnsname`) doesn't
 /// silently validate less than was asked.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The certificate to validate: exactly one PEM certificate.
     pub certificate_pem: String,
-    /// Untrusted certificates for path building: any number of PEM certificates (at most
-    /// [`validate::MAX_CHAIN_CERTS`]), in any order.
+    /// Untrusted certificates for path building: any number of PEM certificates (with
+    /// the others, at most `limits.max_pem_certificates`), in any order.
     #[serde(default)]
     pub chain_pem: Option<String>,
     /// Default true: our own records (and `crls_pem`) are consulted. False answers
     /// `not_revoked: null`.
     #[serde(default)]
     pub check_revocation: Option<bool>,
-    /// Extra anchors for this call only (at most [`validate::MAX_REQUEST_ANCHORS`]).
+    /// Extra anchors for this call only (counted in `limits.max_pem_certificates`).
     #[serde(default)]
     pub trust_anchors_pem: Option<String>,
     /// RFC 3339; default now.
@@ -43,6 +44,7 @@ pub struct ValidateRequest {
     pub crls_pem: Option<String>,
     /// The most intermediate CAs (not counting self-issued ones) a path may hold.
     #[serde(default)]
+    #[serde(deserialize_with = "super::input::opt_whole_u32")]
     pub max_chain_depth: Option<u32>,
 }
 
@@ -52,6 +54,14 @@ impl From<InputError> for ServiceError {
             InputError::Certificate(m) => ServiceError::InvalidCertificate(m),
             InputError::Crl(m) => ServiceError::InvalidCrl(m),
             InputError::Request(m) => ServiceError::InvalidRequest(m),
+            InputError::TooMany {
+                label: "CERTIFICATE",
+                max,
+                ..
+            } => LimitExceeded::TooManyCertificates { max }.into(),
+            InputError::TooMany { field, max, .. } => {
+                LimitExceeded::TooManyCrls { what: field, max }.into()
+            }
         }
     }
 }
@@ -108,21 +118,32 @@ impl Pki {
         who: &Principal,
         req: ValidateRequest,
     ) -> Result<Outcome, ServiceError> {
+        // Counted before anything is decoded: all fields together.
+        let max = self.limits().max_pem_certificates;
+        let count: usize = [
+            Some(&req.certificate_pem),
+            req.chain_pem.as_ref(),
+            req.trust_anchors_pem.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| count_pem_blocks(t, "CERTIFICATE"))
+        .sum();
+        if count > max {
+            return Err(LimitExceeded::TooManyCertificates { max }.into());
+        }
         let leaf = validate::parse_one_certificate(&req.certificate_pem, "certificate_pem")?;
         let intermediates = match req.chain_pem.as_deref() {
-            Some(text) => {
-                validate::parse_certificates(text, "chain_pem", validate::MAX_CHAIN_CERTS)?
-            }
+            Some(text) => validate::parse_certificates(text, "chain_pem", max)?,
             None => Vec::new(),
         };
         let extra_anchors = match req.trust_anchors_pem.as_deref() {
-            Some(text) => validate::parse_certificates(
-                text,
-                "trust_anchors_pem",
-                validate::MAX_REQUEST_ANCHORS,
-            )?,
+            Some(text) => validate::parse_certificates(text, "trust_anchors_pem", max)?,
             None => Vec::new(),
         };
+        if 1 + intermediates.len() + extra_anchors.len() > max {
+            return Err(LimitExceeded::TooManyCertificates { max }.into());
+        }
         let crls = match req.crls_pem.as_deref() {
             Some(text) => validate::parse_crls(text, "crls_pem")?,
             None => Vec::new(),
@@ -164,6 +185,7 @@ impl Pki {
             purpose: req.purpose.unwrap_or_default(),
             max_chain_depth: req.max_chain_depth.map(|d| d as usize),
             check_revocation: req.check_revocation.unwrap_or(true),
+            budgets: validate::Budgets::from(self.limits()),
         };
         let own = |der: &[u8]| -> Result<Option<String>, ServiceError> {
             Ok(self.our_revocation(who, der)?.map(|r| r.reason))

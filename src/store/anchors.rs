@@ -33,6 +33,7 @@ fn key(tag: u8, tenant: &str, rest: &str) -> Vec<u8> {
 impl Store {
     /// Store a new trust anchor; its name and its certificate must be new to its tenant.
     pub fn insert_trust_anchor(&self, rec: &TrustAnchorRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         let value = encode(rec)?;
         let (r, n, f) = (
             key(b'r', &rec.tenant, &rec.id),
@@ -85,6 +86,7 @@ impl Store {
 
     /// Remove a trust anchor with its name and fingerprint entries. False when absent.
     pub fn delete_trust_anchor(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let Some(rec) = self.get_trust_anchor(tenant, id)? else {
             return Ok(false);
         };

@@ -66,7 +66,8 @@ impl Store {
     /// on before anyone is told about it. The serial must be unused for its issuer
     /// (imported certificates: the same certificate must not be tracked yet).
     pub fn stage_cert(&self, rec: &mut CertRecord) -> Result<Ticket, StoreError> {
-        rec.seq = self.db.generate_id()?;
+        let _w = self.writing();
+        rec.seq = self.next_id()?;
         let seq = rec.seq.to_be_bytes();
         let value = encode(&*rec)?;
         let serial_key = match &rec.issuer_ca_id {
@@ -119,6 +120,7 @@ impl Store {
         id: &str,
         change: impl Fn(&mut CertRecord),
     ) -> Result<Option<CertRecord>, StoreError> {
+        let _w = self.writing();
         let Some(seq) = self.certidx.get(key(b'i', &[id.as_bytes()]))? else {
             return Ok(None);
         };

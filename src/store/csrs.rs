@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{decode, encode, Store, StoreError};
 use crate::types::base64_bytes;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CsrStatus {
     Pending,
@@ -19,7 +19,7 @@ pub enum CsrStatus {
     Signed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CsrSource {
     /// Brought in by a client.
@@ -73,7 +73,8 @@ fn rkey(id: &str) -> Vec<u8> {
 impl Store {
     /// Store a new CSR (and, for generated ones, its public-key index), then flush.
     pub fn insert_csr(&self, rec: &mut CsrRecord) -> Result<(), StoreError> {
-        rec.seq = self.db.generate_id()?;
+        let _w = self.writing();
+        rec.seq = self.next_id()?;
         let mut batch = sled::Batch::default();
         batch.insert(rkey(&rec.id), encode(&*rec)?);
         batch.insert(
@@ -109,6 +110,7 @@ impl Store {
         id: &str,
         change: impl Fn(&mut CsrRecord) -> Result<(), E>,
     ) -> Result<Option<CsrRecord>, E> {
+        let _w = self.writing();
         loop {
             let Some(old) = self.csrs.get(rkey(id)).map_err(StoreError::from)? else {
                 return Ok(None);

@@ -5,11 +5,14 @@
 //! be told about is flushed to disk before the call returns (ARCHITECTURE rule 3).
 
 mod anchors;
+mod audit;
+pub mod backup;
 mod certs;
 mod csrs;
 mod records;
 mod revocations;
 mod roles;
+mod tokens;
 
 use std::path::Path;
 
@@ -21,7 +24,9 @@ use sled::Transactional;
 pub use anchors::TrustAnchorRecord;
 pub use certs::{CertPage, CertQuery};
 pub use csrs::{CsrRecord, CsrSource, CsrStatus};
-pub use records::{ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey};
+pub use records::{
+    ApiTokenRecord, CaRecord, CertRecord, CertSource, Revocation, SealedKey, TenantRecord,
+};
 pub use revocations::{
     CrlMeta, DeltaBase, DeltaMeta, RevChange, RevokeOutcome, RevokedEntry, Revokee,
 };
@@ -38,6 +43,9 @@ pub enum StoreError {
     NameTaken(String),
     #[error("serial {0} is already used by this issuer")]
     SerialTaken(String),
+    /// sled allows one process per database; the daemon usually is that process.
+    #[error("the store in {0} is in use by another process (is the daemon running?)")]
+    Locked(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -67,9 +75,20 @@ pub struct Store {
     rev_log: sled::Tree,
     crl_numbers: sled::Tree,
     crl_meta: sled::Tree,
+    tenants: sled::Tree,
+    audit: sled::Tree,
+    audit_heads: sled::Tree,
     /// Signed CRLs live as files beside the database.
     crl_dir: std::path::PathBuf,
     durability: std::sync::Arc<GroupCommit>,
+    /// Every write takes this shared; a backup takes it exclusively, so it sees no write
+    /// half done (a certificate without its indexes, a CRL file without its metadata).
+    /// A new method that writes must start with `let _w = self.writing();` and must not
+    /// call another writing method while holding it.
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Added to sled's id generator: after a restore into a fresh database the generator
+    /// starts again at 0, and sequence numbers (record keys) must never repeat.
+    id_floor: u64,
 }
 
 /// Proof of a write that is not yet known to be durable (see [`Store::wait_durable`]).
@@ -128,13 +147,43 @@ pub(crate) fn serial_key(issuer: &str, serial_hex: &str) -> Vec<u8> {
 }
 
 const BOOTSTRAP_TOKEN_KEY: &[u8] = b"bootstrap_token_id";
+/// In `meta`: the id floor (big-endian u64) set by a restore, see `Store::id_floor`.
+const ID_FLOOR_KEY: &[u8] = b"id_floor";
+
+/// Open the sled database in `dir`, telling "another process has it" from other failures.
+fn open_db(dir: &Path, cache_bytes: Option<u64>) -> Result<sled::Db, StoreError> {
+    let mut cfg = sled::Config::new().path(dir);
+    if let Some(n) = cache_bytes {
+        cfg = cfg.cache_capacity(n);
+    }
+    cfg.open().map_err(|e| match &e {
+        // sled reports its flock failure only as an io error of kind Other with this text.
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked(dir.display().to_string())
+        }
+        _ => e.into(),
+    })
+}
 
 impl Store {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, with sled's default page cache (1 GiB).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        Self::open_with_cache(dir, None)
+    }
+
+    /// Open (or create) the store in `dir`; `cache_bytes` bounds sled's page cache, the
+    /// bulk of the daemon's memory (sled's default is 1 GiB).
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Self, StoreError> {
+        let db = open_db(dir, cache_bytes)?;
         let ca_counts = db.open_tree("ca_counts")?;
         ca_counts.set_merge_operator(add_u64);
+        let meta = db.open_tree("meta")?;
+        let id_floor = match meta.get(ID_FLOOR_KEY)? {
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("id floor".into()))?,
+            None => 0,
+        };
         Ok(Store {
             roles: db.open_tree("roles")?,
             certs: db.open_tree("certs")?,
@@ -146,14 +195,29 @@ impl Store {
             rev_log: db.open_tree("rev_log")?,
             crl_numbers: db.open_tree("crl_numbers")?,
             crl_meta: db.open_tree("crl_meta")?,
+            tenants: db.open_tree("tenants")?,
+            audit: db.open_tree("audit")?,
+            audit_heads: db.open_tree("audit_heads")?,
             crl_dir: dir.join("crls"),
             durability: Default::default(),
             cas: db.open_tree("cas")?,
             ca_names: db.open_tree("ca_names")?,
             api_tokens: db.open_tree("api_tokens")?,
-            meta: db.open_tree("meta")?,
+            meta,
+            gate: Default::default(),
+            id_floor,
             db,
         })
+    }
+
+    /// A shared hold on the write gate, for the length of one write (see `gate`).
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new sequence number, larger than every one handed out before, restores included.
+    fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.id_floor.saturating_add(self.db.generate_id()?))
     }
 
     /// Make every write so far durable. sled's flush is global to the database, so
@@ -206,6 +270,7 @@ impl Store {
     /// Store a new CA: its name must be free in its tenant and its certificate serial
     /// unused by its issuer. All three writes happen in one transaction, then flush.
     pub fn insert_ca(&self, rec: &CaRecord) -> Result<(), StoreError> {
+        let _w = self.writing();
         let value = encode(rec)?;
         let nkey = name_key(&rec.tenant, &rec.name);
         let issuer = rec.parent_id.as_deref().unwrap_or(&rec.id);
@@ -283,6 +348,7 @@ impl Store {
         id: &str,
         change: impl Fn(&mut CaRecord),
     ) -> Result<Option<CaRecord>, StoreError> {
+        let _w = self.writing();
         loop {
             let Some(old) = self.cas.get(id.as_bytes())? else {
                 return Ok(None);
@@ -320,6 +386,7 @@ impl Store {
         hash: &[u8],
         rec: &ApiTokenRecord,
     ) -> Result<(), StoreError> {
+        let _w = self.writing();
         let value = encode(rec)?;
         let result = (&self.api_tokens, &self.meta).transaction(|(tokens, meta)| {
             if meta.get(BOOTSTRAP_TOKEN_KEY)?.is_some() {
@@ -364,6 +431,7 @@ mod tests {
             certificates_issued: 0,
             created_at: crate::types::now(),
             revocation: None,
+            issuer_chain_pem: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct CaRecord {
     /// Set when this CA's own certificate was revoked by its parent.
     #[serde(default)]
     pub revocation: Option<Revocation>,
+    /// For an intermediate signed outside this daemon (no `parent_id`): the certificates
+    /// above it, as PEM, nearest first, so chains handed out still reach the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_chain_pem: Option<String>,
 }
 
 /// An API bearer token. Only the SHA-256 of its secret is kept (as the record's key).
@@ -46,10 +50,28 @@ pub struct ApiTokenRecord {
     pub capabilities: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// None: never expires (the bootstrap token).
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The token that made this one.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+/// A tenant: the unit of isolation. Every object belongs to exactly one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// How a tracked certificate came to us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertSource {
     /// We generated the key and signed (`issue`, `renew`).

@@ -164,7 +164,8 @@ impl Store {
         revocation: &Revocation,
         reason_code: u8,
     ) -> Result<RevokeOutcome, StoreError> {
-        let rev_seq = self.db.generate_id()?;
+        let _w = self.writing();
+        let rev_seq = self.next_id()?;
         let idx_key = key(issuer_ca_id, serial);
         let log_key = key(issuer_ca_id, &rev_seq.to_be_bytes());
         let at = revocation.revoked_at.unix_timestamp();
@@ -223,7 +224,8 @@ impl Store {
         serial: &[u8],
         at: OffsetDateTime,
     ) -> Result<CertRecord, StoreError> {
-        let rev_seq = self.db.generate_id()?;
+        let _w = self.writing();
+        let rev_seq = self.next_id()?;
         let seq = cert.seq.to_be_bytes();
         let idx_key = key(issuer_ca_id, serial);
         let log_key = key(issuer_ca_id, &rev_seq.to_be_bytes());
@@ -268,6 +270,7 @@ impl Store {
         ca_id: &str,
         entries: impl IntoIterator<Item = RevokedEntry>,
     ) -> Result<u64, StoreError> {
+        let _w = self.writing();
         let mut batch = sled::Batch::default();
         let mut n = 0u64;
         for e in entries {
@@ -346,6 +349,7 @@ impl Store {
     /// Reserve the next CRL number of a CA and make the reservation durable before it is
     /// used, so no number is ever issued twice.
     pub fn reserve_crl_number(&self, ca_id: &str) -> Result<u64, StoreError> {
+        let _w = self.writing();
         let next = self
             .crl_numbers
             .update_and_fetch(ca_id.as_bytes(), |old| {
@@ -377,6 +381,7 @@ impl Store {
     /// Publish a full CRL: file first (atomically), then its metadata, unless a CRL with
     /// a higher number was published meanwhile. Returns whether this one was published.
     pub fn publish_crl(&self, ca_id: &str, meta: &CrlMeta, der: &[u8]) -> Result<bool, StoreError> {
+        let _w = self.writing();
         if self
             .crl_meta(ca_id)?
             .is_some_and(|m| m.number >= meta.number)
@@ -399,6 +404,7 @@ impl Store {
         delta: &DeltaMeta,
         der: &[u8],
     ) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let Some(mut meta) = self.crl_meta(ca_id)? else {
             return Ok(false);
         };

@@ -6,6 +6,7 @@ use crate::policy::Role;
 impl Store {
     /// Store a new role; its name must be free in its tenant.
     pub fn insert_role(&self, role: &Role) -> Result<(), StoreError> {
+        let _w = self.writing();
         let key = name_key(&role.tenant, &role.name);
         match self
             .roles
@@ -19,6 +20,7 @@ impl Store {
     /// Replace an existing role (compare-and-swap, retried when another write got there
     /// first). Returns false when there is none.
     pub fn replace_role(&self, role: &Role) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let key = name_key(&role.tenant, &role.name);
         let new = encode(role)?;
         loop {
@@ -51,6 +53,7 @@ impl Store {
     }
 
     pub fn delete_role(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        let _w = self.writing();
         let existed = self.roles.remove(name_key(tenant, name))?.is_some();
         if existed {
             self.flush()?;

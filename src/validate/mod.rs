@@ -70,18 +70,16 @@ use sha2::{Digest, Sha256};
 
 use cert::{Cert, Usage};
 pub use crl::Crl;
-use path::{Found, Search, Verifier};
+pub use path::Budgets;
+use path::{Found, LimitHit, Search, Verifier};
 
-/// At most this many certificates in `chain_pem`.
-pub const MAX_CHAIN_CERTS: usize = 64;
-/// At most this many certificates in `trust_anchors_pem`.
-pub const MAX_REQUEST_ANCHORS: usize = 16;
-/// At most this many CRLs in `crls_pem`.
+/// At most this many CRLs in `crls_pem`. (Certificates are bounded by the caller:
+/// `limits.max_pem_certificates`.)
 pub const MAX_CRLS: usize = 16;
 
 /// What the certificate must be good for (RFC 5280 §4.2.1.12). An extKeyUsage extension,
 /// where present on the leaf or a CA of the path, must allow it; no extension allows all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// id-kp-serverAuth, with the CA/Browser Forum certificate profile.
@@ -127,10 +125,12 @@ pub struct Request {
     /// The most intermediates that are not self-issued a path may hold.
     pub max_chain_depth: Option<usize>,
     pub check_revocation: bool,
+    /// The work this validation may do (`[limits]`).
+    pub budgets: Budgets,
 }
 
 /// One certificate of the path found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PathEntry {
     /// The subject DN, RFC 4514 string form.
     pub subject: String,
@@ -139,7 +139,7 @@ pub struct PathEntry {
 }
 
 /// The answer; see the module documentation for what each field means.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub valid: bool,
     pub chain_valid: bool,
@@ -165,6 +165,20 @@ pub enum InputError {
     /// Any other field.
     #[error("{0}")]
     Request(String),
+    /// More PEM blocks than the caller allows.
+    #[error("{field} holds more than {max} {label} blocks")]
+    TooMany {
+        field: String,
+        label: &'static str,
+        max: usize,
+    },
+}
+
+/// Why PEM text was refused.
+#[derive(Debug)]
+enum PemError {
+    TooMany(usize),
+    Bad(String),
 }
 
 // ------------------------------------------------------------------ input parsing
@@ -172,7 +186,7 @@ pub enum InputError {
 /// The DER bodies of the PEM blocks labelled `label` in `text`, at most `max` of them.
 /// Text outside blocks is ignored (as openssl does); a block with another label, a block
 /// without an END line, bad base64, or non-blank text without any block is an error.
-fn pem_blocks(text: &str, field: &str, label: &str, max: usize) -> Result<Vec<Vec<u8>>, String> {
+fn pem_blocks(text: &str, field: &str, label: &str, max: usize) -> Result<Vec<Vec<u8>>, PemError> {
     let mut out = Vec::new();
     let end = format!("-----END {label}-----");
     let mut lines = text.lines();
@@ -182,12 +196,12 @@ fn pem_blocks(text: &str, field: &str, label: &str, max: usize) -> Result<Vec<Ve
         };
         let found = rest.strip_suffix("-----").unwrap_or(rest);
         if found != label {
-            return Err(format!(
+            return Err(PemError::Bad(format!(
                 "{field} holds a PEM block labelled {found:?}; only {label} blocks are accepted"
-            ));
+            )));
         }
         if out.len() == max {
-            return Err(format!("{field} holds more than {max} {label} blocks"));
+            return Err(PemError::TooMany(max));
         }
         let mut b64 = String::new();
         let mut closed = false;
@@ -203,30 +217,49 @@ fn pem_blocks(text: &str, field: &str, label: &str, max: usize) -> Result<Vec<Ve
             b64.extend(l.chars().filter(|c| !c.is_whitespace()));
         }
         if !closed {
-            return Err(format!(
+            return Err(PemError::Bad(format!(
                 "{field}: PEM block {} has no matching END line",
                 out.len() + 1
-            ));
+            )));
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
             .map_err(|e| {
-                format!(
+                PemError::Bad(format!(
                     "{field}: PEM block {} is not valid base64: {e}",
                     out.len() + 1
-                )
+                ))
             })?;
         out.push(der);
     }
     if out.is_empty() && !text.trim().is_empty() {
-        return Err(format!("{field} holds no PEM {label} block"));
+        return Err(PemError::Bad(format!("{field} holds no PEM {label} block")));
     }
     Ok(out)
 }
 
+fn pem_error<'a>(
+    field: &'a str,
+    label: &'static str,
+    bad: fn(String) -> InputError,
+) -> impl Fn(PemError) -> InputError + 'a {
+    move |e| match e {
+        PemError::TooMany(max) => InputError::TooMany {
+            field: field.to_string(),
+            label,
+            max,
+        },
+        PemError::Bad(m) => bad(m),
+    }
+}
+
 /// Parse PEM certificates and check each is a well-formed DER X.509 certificate.
 pub fn parse_certificates(text: &str, field: &str, max: usize) -> Result<Vec<Vec<u8>>, InputError> {
-    let ders = pem_blocks(text, field, "CERTIFICATE", max).map_err(InputError::Certificate)?;
+    let ders = pem_blocks(text, field, "CERTIFICATE", max).map_err(pem_error(
+        field,
+        "CERTIFICATE",
+        InputError::Certificate,
+    ))?;
     for (i, der) in ders.iter().enumerate() {
         x509_cert::Certificate::from_der(der).map_err(|e| {
             InputError::Certificate(format!(
@@ -240,7 +273,12 @@ pub fn parse_certificates(text: &str, field: &str, max: usize) -> Result<Vec<Vec
 
 /// Parse exactly one PEM certificate.
 pub fn parse_one_certificate(text: &str, field: &str) -> Result<Vec<u8>, InputError> {
-    let mut ders = parse_certificates(text, field, 1)?;
+    let mut ders = parse_certificates(text, field, 1).map_err(|e| match e {
+        InputError::TooMany { .. } => {
+            InputError::Certificate(format!("{field} must hold one PEM certificate, not more"))
+        }
+        other => other,
+    })?;
     match ders.pop() {
         Some(der) => Ok(der),
         None => Err(InputError::Certificate(format!(
@@ -251,7 +289,11 @@ pub fn parse_one_certificate(text: &str, field: &str) -> Result<Vec<u8>, InputEr
 
 /// Parse PEM CRLs (`X509 CRL` blocks).
 pub fn parse_crls(text: &str, field: &str) -> Result<Vec<Crl>, InputError> {
-    let ders = pem_blocks(text, field, "X509 CRL", MAX_CRLS).map_err(InputError::Crl)?;
+    let ders = pem_blocks(text, field, "X509 CRL", MAX_CRLS).map_err(pem_error(
+        field,
+        "X509 CRL",
+        InputError::Crl,
+    ))?;
     ders.iter()
         .enumerate()
         .map(|(i, der)| {
@@ -395,9 +437,27 @@ impl Validation<'_> {
 /// ours issued it and it is revoked.
 pub type OwnRecords<'a, E> = &'a dyn Fn(&[u8]) -> Result<Option<String>, E>;
 
+/// The refusal when no answer was found and a limit, not the certificates, may be why.
+fn limit_refusal(v: &Verifier) -> Option<crate::limits::LimitExceeded> {
+    use crate::limits::LimitExceeded as L;
+    v.limit_hit().map(|hit| match hit {
+        LimitHit::Depth(max) => L::ChainTooDeep(format!(
+            "no acceptable path was found within {max} intermediate certificates, and a longer one was not searched"
+        )),
+        LimitHit::Budget(what) => L::PathBudget(what),
+    })
+}
+
 /// Validate `req`. `own` looks a DER certificate up in our revocation records: `Some(reason)`
 /// when a CA of ours issued it and it is revoked. Its errors end the validation.
-pub fn validate<E>(req: &Request, own: OwnRecords<'_, E>) -> Result<Outcome, E> {
+///
+/// When no acceptable path is found and a limit of `req.budgets` cut the search short, the
+/// answer is not known: that is an error (`chain_too_deep`, `path_budget_exceeded`), not
+/// `valid: false`.
+pub fn validate<E: From<crate::limits::LimitExceeded>>(
+    req: &Request,
+    own: OwnRecords<'_, E>,
+) -> Result<Outcome, E> {
     let leaf = match Cert::parse(&req.leaf) {
         Ok(c) => c,
         Err(e) => {
@@ -456,11 +516,16 @@ pub fn validate<E>(req: &Request, own: OwnRecords<'_, E>) -> Result<Outcome, E> 
         intermediates,
         anchors,
         anchor_labels,
-        verifier: Verifier::default(),
+        verifier: Verifier::new(req.budgets),
     };
 
     // 1. The path, without revocation; then the name.
     let base = v.search(check_time, None);
+    if base.is_err() {
+        if let Some(e) = limit_refusal(&v.verifier) {
+            return Err(e.into());
+        }
+    }
     let chain_reason = match &base {
         Err(why) => Some(why.clone()),
         Ok(_) => v.name_problem(),
@@ -512,6 +577,9 @@ pub fn validate<E>(req: &Request, own: OwnRecords<'_, E>) -> Result<Outcome, E> 
                 Some(true)
             }
             Err(why) => {
+                if let Some(e) = limit_refusal(&v.verifier) {
+                    return Err(e.into());
+                }
                 revocation_reason = Some(why);
                 Some(false)
             }

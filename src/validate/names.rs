@@ -19,15 +19,35 @@ use super::cert::Cert;
 
 const OID_EMAIL_ADDRESS: &str = "1.2.840.113549.1.9.1";
 
-/// Work left for name-constraint comparisons; running out refuses the path.
-pub struct NcBudget(pub usize);
+/// Work left for name-constraint comparisons; running out refuses the path and is
+/// remembered, so the validation can say that a limit, not the certificate, decided.
+pub struct NcBudget {
+    pub left: usize,
+    pub exhausted: bool,
+}
+
+/// What a validation says when the name-constraint budget runs out.
+pub const NC_EXHAUSTED: &str = "too many name-constraint comparisons";
 
 impl NcBudget {
+    pub fn new(left: usize) -> Self {
+        NcBudget {
+            left,
+            exhausted: false,
+        }
+    }
+
     fn spend(&mut self) -> Result<(), String> {
-        self.0 = self.0.checked_sub(1).ok_or_else(|| {
-            "path validation gave up: too many name-constraint comparisons".to_string()
-        })?;
-        Ok(())
+        match self.left.checked_sub(1) {
+            Some(l) => {
+                self.left = l;
+                Ok(())
+            }
+            None => {
+                self.exhausted = true;
+                Err(format!("path validation gave up: {NC_EXHAUSTED}"))
+            }
+        }
     }
 }
 

@@ -9,10 +9,12 @@
 //! processed top-down as §6.1 describes; the first that passes wins, and a failure makes
 //! the search go on with the next candidate.
 //!
-//! Work is bounded whatever the input: at most [`MAX_INTERMEDIATES`] certificates between
-//! leaf and anchor, [`SIGNATURE_BUDGET`] signature verifications (memoized) for the whole
-//! validation, [`STEP_BUDGET`] candidate issuers per search and [`NC_BUDGET`] name
-//! comparisons per validation. Running out refuses the certificate.
+//! Work is bounded whatever the input, by [`Budgets`] (from the `[limits]` section): at
+//! most `max_intermediates` certificates between leaf and anchor, `signatures` signature
+//! verifications (memoized) for the whole validation, `issuers` candidate issuers per
+//! search and `name_checks` name comparisons per validation. Running out refuses the
+//! candidate; the [`Verifier`] remembers that it happened (`limit_hit`), so that a
+//! validation that found no path can say a limit decided rather than the certificates.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -20,34 +22,95 @@ use std::collections::HashMap;
 use super::cert::{Cert, Position, Usage};
 use super::names::{self, NcBudget};
 
-/// The longest path: this many certificates between the leaf and the anchor.
-pub const MAX_INTERMEDIATES: usize = 8;
-/// Signature verifications per validation (certificates and CRLs).
-pub const SIGNATURE_BUDGET: usize = 200;
-/// Candidate issuers considered per search.
-pub const STEP_BUDGET: usize = 20_000;
-/// Name-constraint comparisons per validation, over all candidate paths.
-pub const NC_BUDGET: usize = 1_000_000;
-
-/// Signature verification with rustls-webpki's algorithms (ring), memoized, on a budget;
-/// it also carries the validation's name-comparison budget.
-pub struct Verifier {
-    left: Cell<usize>,
-    memo: RefCell<HashMap<(usize, usize), bool>>,
-    nc: RefCell<NcBudget>,
+/// The work one validation may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// The longest path: this many certificates between the leaf and the anchor.
+    pub max_intermediates: usize,
+    /// Signature verifications per validation (certificates and CRLs).
+    pub signatures: usize,
+    /// Candidate issuers considered per search.
+    pub issuers: usize,
+    /// Name-constraint comparisons per validation, over all candidate paths.
+    pub name_checks: usize,
 }
 
-impl Default for Verifier {
-    fn default() -> Self {
-        Verifier {
-            left: Cell::new(SIGNATURE_BUDGET),
-            memo: RefCell::new(HashMap::new()),
-            nc: RefCell::new(NcBudget(NC_BUDGET)),
+impl From<&crate::limits::Limits> for Budgets {
+    fn from(l: &crate::limits::Limits) -> Self {
+        Budgets {
+            max_intermediates: l.max_chain_depth,
+            signatures: l.path_signature_budget,
+            issuers: l.path_issuer_budget,
+            name_checks: l.path_name_constraint_budget,
         }
     }
 }
 
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets::from(&crate::limits::Limits::default())
+    }
+}
+
+/// Which limit stopped a search from looking further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitHit {
+    /// A candidate path would have needed more than `max_intermediates`.
+    Depth(usize),
+    /// A work budget ran out; the sentence says which.
+    Budget(String),
+}
+
+/// Signature verification with rustls-webpki's algorithms (ring), memoized, on a budget;
+/// it also carries the validation's name-comparison budget and remembers whether any
+/// limit cut the search short.
+pub struct Verifier {
+    budgets: Budgets,
+    left: Cell<usize>,
+    memo: RefCell<HashMap<(usize, usize), bool>>,
+    nc: RefCell<NcBudget>,
+    depth_cut: Cell<bool>,
+    budget_hit: RefCell<Option<String>>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier::new(Budgets::default())
+    }
+}
+
 impl Verifier {
+    pub fn new(budgets: Budgets) -> Self {
+        Verifier {
+            budgets,
+            left: Cell::new(budgets.signatures),
+            memo: RefCell::new(HashMap::new()),
+            nc: RefCell::new(NcBudget::new(budgets.name_checks)),
+            depth_cut: Cell::new(false),
+            budget_hit: RefCell::new(None),
+        }
+    }
+
+    fn note_budget(&self, what: &str) {
+        self.budget_hit
+            .borrow_mut()
+            .get_or_insert_with(|| what.to_string());
+    }
+
+    /// The limit that cut a search short, if any did: a spent budget first (it may have
+    /// hidden anything), then the depth limit.
+    pub fn limit_hit(&self) -> Option<LimitHit> {
+        if let Some(what) = self.budget_hit.borrow().clone() {
+            return Some(LimitHit::Budget(what));
+        }
+        if self.nc.borrow().exhausted {
+            return Some(LimitHit::Budget(names::NC_EXHAUSTED.to_string()));
+        }
+        self.depth_cut
+            .get()
+            .then_some(LimitHit::Depth(self.budgets.max_intermediates))
+    }
+
     /// Whether `sig` over `tbs` with algorithm `alg` (AlgorithmIdentifier contents)
     /// verifies with `issuer`'s key. Err when the budget is spent.
     pub fn verify(
@@ -63,6 +126,7 @@ impl Verifier {
         }
         let left = self.left.get();
         if left == 0 {
+            self.note_budget("too many signature checks");
             return Err("path validation gave up: too many signature checks".into());
         }
         self.left.set(left - 1);
@@ -117,12 +181,17 @@ impl State {
         }
     }
 
-    fn step(&mut self) -> Result<(), String> {
-        self.steps = self
-            .steps
-            .checked_sub(1)
-            .ok_or_else(|| "path building gave up: too many candidate issuers".to_string())?;
-        Ok(())
+    fn step(&mut self, verifier: &Verifier) -> Result<(), String> {
+        match self.steps.checked_sub(1) {
+            Some(s) => {
+                self.steps = s;
+                Ok(())
+            }
+            None => {
+                verifier.note_budget("too many candidate issuers");
+                Err("path building gave up: too many candidate issuers".to_string())
+            }
+        }
     }
 }
 
@@ -139,7 +208,7 @@ impl Search<'_> {
     /// Find a path that passes every check, or say why none does.
     pub fn run(&self) -> Result<Found, String> {
         let mut st = State {
-            steps: STEP_BUDGET,
+            steps: self.verifier.budgets.issuers,
             best: None,
         };
         let mut path = Vec::new();
@@ -168,7 +237,7 @@ impl Search<'_> {
                 continue;
             }
             any_issuer = true;
-            st.step()?;
+            st.step(self.verifier)?;
             if !self.verifier.cert_signed_by(current, anchor)? {
                 st.note(
                     1,
@@ -190,10 +259,21 @@ impl Search<'_> {
                 Err(why) => st.note(2, why),
             }
         }
-        if path.len() >= MAX_INTERMEDIATES {
+        let max = self.verifier.budgets.max_intermediates;
+        if path.len() >= max {
+            // Only a cut if there was somewhere further to go.
+            if self.intermediates.iter().any(|c| {
+                c.subject == current.issuer
+                    && !Self::same_entity(c, self.leaf)
+                    && !path
+                        .iter()
+                        .any(|p| Self::same_entity(c, &self.intermediates[*p]))
+            }) {
+                self.verifier.depth_cut.set(true);
+            }
             st.note(
                 0,
-                format!("no path within {MAX_INTERMEDIATES} intermediate certificates was found"),
+                format!("no path within {max} intermediate certificates was found"),
             );
             return Ok(None);
         }
@@ -213,7 +293,7 @@ impl Search<'_> {
                 continue;
             }
             any_issuer = true;
-            st.step()?;
+            st.step(self.verifier)?;
             if !self.verifier.cert_signed_by(current, c)? {
                 st.note(
                     1,

@@ -183,7 +183,11 @@ impl Daemon {
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
+        if let Auth::Bearer(t) = auth {
+            record_secret("bearer", t);
+        }
         if let Some((ct, bytes)) = body {
+            record_secrets_in(&bytes);
             rb = rb.header("Content-Type", ct).body(bytes);
         }
         let resp = rb.send().unwrap_or_else(|e| {
@@ -198,6 +202,7 @@ impl Daemon {
             .bytes()
             .unwrap_or_else(|e| panic!("{method} {url}: reading body: {e}"))
             .to_vec();
+        record_secrets_in(&body);
         Resp {
             status,
             headers,
@@ -603,6 +608,84 @@ pub fn read_to_string(p: &Path) -> String {
     s
 }
 
+// ---------------------------------------------------------------- trace logs and secrets
+
+/// When `SCAIVAULT_TEST_TRACE_DIR` names a directory, every daemon started here logs at
+/// trace level (`SCAIVAULT_TEST_TRACE_FILTER`, default `trace,sled::pagecache=info`)
+/// into a file there (kept after the test), and every secret a test
+/// handled is appended to `secrets-<pid>.tsv` there (`kind<TAB>value`, newlines as `\n`),
+/// so that a later step can search every log for every secret (softhsm-test/check-secrets).
+pub fn trace_dir() -> Option<PathBuf> {
+    std::env::var_os("SCAIVAULT_TEST_TRACE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Remember a secret the tests used (only when tracing; short values are skipped, they
+/// would match by chance).
+pub fn record_secret(kind: &str, value: &str) {
+    static FILE: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+    if value.trim().len() < 8 {
+        return;
+    }
+    let file = FILE.get_or_init(|| {
+        let dir = trace_dir()?;
+        fs::create_dir_all(&dir).ok()?;
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("secrets-{}.tsv", std::process::id())))
+            .ok()
+            .map(Mutex::new)
+    });
+    if let Some(f) = file {
+        use std::io::Write;
+        let line = format!(
+            "{kind}\t{}\n",
+            value.replace('\\', "\\\\").replace('\n', "\\n")
+        );
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// Record the contents of a secret file the daemon will read (a TLS private key).
+pub fn record_secret_file(kind: &str, path: &Path) {
+    if trace_dir().is_some() {
+        if let Ok(text) = fs::read_to_string(path) {
+            record_secret(kind, &text);
+        }
+    }
+}
+
+/// Record the secrets in a JSON request or response body: private keys and API token
+/// secrets (members `private_key`, `private_key_pem`, `secret`, `token`).
+pub fn record_secrets_in(body: &[u8]) {
+    if trace_dir().is_none() {
+        return;
+    }
+    fn walk(v: &Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        (
+                            "private_key" | "private_key_pem" | "secret" | "token",
+                            Value::String(s),
+                        ) => record_secret(k, s),
+                        _ => walk(v),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        walk(&v);
+    }
+}
+
 // ---------------------------------------------------------------- daemons of one's own
 
 /// A SoftHSM2 token and a daemon configuration on disk, owned by one test, on
@@ -643,6 +726,8 @@ pub fn new_daemon_setup(extra_config: &str) -> Result<DaemonSetup, String> {
     .map_err(|e| err("write softhsm2.conf", &e))?;
     let pin = random_hex(8);
     let so_pin = random_hex(8);
+    record_secret("pin", &pin);
+    record_secret("so_pin", &so_pin);
     let out = Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &softhsm_conf)
         .args(["--init-token", "--free", "--label", TOKEN_LABEL])
@@ -700,6 +785,43 @@ pub fn new_daemon_setup(extra_config: &str) -> Result<DaemonSetup, String> {
 /// answers health 200. Can be called again after the previous daemon on the
 /// same setup is gone: the data dir and the token carry over.
 pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
+    start_daemon_with(setup, None)
+}
+
+/// What a test's HTTPS client trusts and, for mutual TLS, presents.
+pub struct TlsClient {
+    /// PEM of the CA the daemon's certificate chains to.
+    pub ca_pem: Vec<u8>,
+    /// PEM of a client certificate followed by its private key.
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl TlsClient {
+    /// A blocking reqwest client over rustls that trusts only `ca_pem`.
+    pub fn client(&self) -> Result<reqwest::blocking::Client, String> {
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .timeout(Duration::from_secs(300))
+            .no_proxy()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&self.ca_pem).map_err(|e| format!("CA PEM: {e}"))?,
+            );
+        if let Some(id) = &self.identity_pem {
+            b = b.identity(
+                reqwest::Identity::from_pem(id).map_err(|e| format!("client identity: {e}"))?,
+            );
+        }
+        b.build().map_err(|e| format!("build HTTPS client: {e}"))
+    }
+}
+
+/// Start a daemon whose configuration has a `[tls]` section; the client speaks HTTPS.
+pub fn start_daemon_on_tls(setup: &DaemonSetup, tls: &TlsClient) -> Result<Daemon, String> {
+    start_daemon_with(setup, Some(tls))
+}
+
+fn start_daemon_with(setup: &DaemonSetup, tls: Option<&TlsClient>) -> Result<Daemon, String> {
     let n = setup.starts.fetch_add(1, Ordering::Relaxed);
     let run_tmp = tempfile::Builder::new()
         .prefix(&format!("run{n}-"))
@@ -714,11 +836,30 @@ pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
         Err(e) => return Err(format!("remove {}: {e}", listen_file.display())),
     }
 
-    let log_path = setup.dir.join(format!("daemon-{n}.log"));
+    let log_path = match trace_dir() {
+        Some(dir) => {
+            fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            let setup_name = setup
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            dir.join(format!("daemon-{setup_name}-{n}.log"))
+        }
+        None => setup.dir.join(format!("daemon-{n}.log")),
+    };
     let log = File::create(&log_path).map_err(|e| format!("create daemon log: {e}"))?;
-    let stdout_log = File::create(setup.dir.join(format!("daemon-{n}.stdout.log")))
+    let stdout_log = File::create(log_path.with_extension("stdout.log"))
         .map_err(|e| format!("create stdout log: {e}"))?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"));
+    if trace_dir().is_some() {
+        // Everything at trace but sled's page-cache internals, which are most of the
+        // volume and never see a value (sled's tree traces, keys included, stay).
+        let filter = std::env::var("SCAIVAULT_TEST_TRACE_FILTER")
+            .unwrap_or_else(|_| "trace,sled::pagecache=info".into());
+        cmd.env("RUST_LOG", filter);
+    }
+    let mut child = cmd
         .arg("serve")
         .arg("--config")
         .arg(&setup.config_path)
@@ -768,12 +909,17 @@ pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let base_url = format!("http://{addr}");
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .no_proxy()
-        .build()
-        .map_err(|e| format!("build HTTP client: {e}"))?;
+    let (base_url, client) = match tls {
+        None => (
+            format!("http://{addr}"),
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .no_proxy()
+                .build()
+                .map_err(|e| format!("build HTTP client: {e}"))?,
+        ),
+        Some(t) => (format!("https://{addr}"), t.client()?),
+    };
     let health = format!("{base_url}/v1/sys/health");
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -807,6 +953,7 @@ pub fn start_daemon_on(setup: &DaemonSetup) -> Result<Daemon, String> {
         }
     };
 
+    record_secret("root_token", &root_token);
     Ok(Daemon {
         base_url,
         root_token,
@@ -834,9 +981,81 @@ impl Daemon {
         child.wait().expect("wait for the killed daemon")
     }
 
+    /// Send a signal by name (`TERM`, `HUP`) to the daemon process, with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().to_string();
+        let out = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(&pid)
+            .output()
+            .expect("run kill");
+        assert!(
+            out.status.success(),
+            "kill -{sig} {pid}: {}",
+            output_text(&out)
+        );
+    }
+
+    /// Wait up to `limit` for the daemon to exit; None if it is still running.
+    pub fn wait_exit(&self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            drop(child);
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's log, whole.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Wait up to `limit` for `needle` to occur in the log `min_count` times.
+    pub fn wait_for_log(&self, needle: &str, min_count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log().matches(needle).count() >= min_count {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM the daemon and wait for it to exit (graceful shutdown: in-flight requests
+    /// finish, the store is flushed). Only for daemons from [`start_daemon_on`].
+    pub fn stop_gracefully(&self) -> std::process::ExitStatus {
+        let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
+        let st = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -TERM failed");
+        child.wait().expect("wait for the stopped daemon")
+    }
+
     /// The OS process id of the daemon.
     pub fn pid(&self) -> u32 {
         self._child.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
+    /// The lines of this daemon's log that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> String {
+        fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The last `max` bytes of this daemon's log.

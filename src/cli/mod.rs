@@ -1,0 +1,381 @@
+//! The command line: `serve`, `init`, the key-ceremony commands, `backup` and `restore`.
+//!
+//! Every command prints one JSON object on standard output with `--json`, readable text
+//! otherwise. A failure is one plain sentence on standard error and a non-zero exit:
+//! 2 for a usage or configuration mistake, 1 for anything else.
+
+mod audit;
+mod backup;
+mod ceremony;
+mod init;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use scaivault_pki::config::{Config, LogFormat};
+use scaivault_pki::daemon;
+use scaivault_pki::hsm::Token;
+use scaivault_pki::service::{Pki, Principal, ServiceError};
+use scaivault_pki::store::{Store, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "scaivault-pki",
+    version,
+    about = "A CA daemon whose keys live in a PKCS#11 token"
+)]
+struct Cli {
+    /// Print one JSON object on standard output (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long, env = "SCAIVAULT_CONFIG")]
+        config: PathBuf,
+        /// Exit when standard input closes (for test harnesses).
+        #[arg(long, hide = true)]
+        exit_on_stdin_close: bool,
+    },
+    /// Check the token, create the store and the bootstrap admin token (safe to re-run).
+    Init {
+        /// The configuration file (TOML).
+        #[arg(long, env = "SCAIVAULT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Key ceremonies on this host, without HTTP. The daemon must be stopped.
+    Ceremony(ceremony::CeremonyArgs),
+    /// Write a consistent backup of the metadata store (not the CA keys: see README).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory.
+    Restore(backup::RestoreArgs),
+    /// The audit log.
+    Audit(audit::AuditArgs),
+}
+
+/// A failure, as the user sees it: one sentence, and whether it was their usage.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    usage: bool,
+    message: String,
+}
+
+impl CliError {
+    /// A mistake in the command line or the configuration: exit status 2.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            usage: true,
+            message: message.into(),
+        }
+    }
+
+    /// Anything else that went wrong: exit status 1.
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        CliError {
+            usage: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ServiceError> for CliError {
+    fn from(e: ServiceError) -> Self {
+        CliError::failed(e.to_string())
+    }
+}
+
+impl From<scaivault_pki::config::ConfigError> for CliError {
+    fn from(e: scaivault_pki::config::ConfigError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+/// What a command reports on success: its JSON object and its text for people.
+pub(crate) struct Report {
+    pub json: Value,
+    pub text: String,
+}
+
+/// How a ceremony step ended, for the record.
+pub(crate) enum Outcome<'a> {
+    Ok,
+    Failed(&'a str),
+}
+
+/// The one place every ceremony, init, backup and restore step is recorded.
+///
+/// With the store open (`pki`), the step goes into the audit log like an API call, as
+/// action `ceremony.<step>` by `cli:<login name>`, and the chain head is signed at once
+/// (no daemon runs to sign it later). Steps that fail before the store is open can only
+/// be logged (target `scaivault_pki::audit`).
+pub(crate) fn record_step(
+    pki: Option<&Pki>,
+    who: &Principal,
+    action: &str,
+    object_id: Option<&str>,
+    outcome: Outcome<'_>,
+) {
+    let object = object_id.unwrap_or("-");
+    match outcome {
+        Outcome::Ok => tracing::info!(target: "scaivault_pki::audit", actor = %who.token_id,
+            tenant = %who.tenant, action, object, outcome = "ok", "ceremony step"),
+        Outcome::Failed(why) => tracing::warn!(target: "scaivault_pki::audit",
+            actor = %who.token_id, tenant = %who.tenant, action, object, outcome = "failed",
+            reason = why, "ceremony step"),
+    }
+    let Some(pki) = pki else {
+        return;
+    };
+    let outcome = match outcome {
+        Outcome::Ok => "success".to_string(),
+        Outcome::Failed(why) => format!("error:{}", why.chars().take(200).collect::<String>()),
+    };
+    let ev = scaivault_pki::service::audit::AuditEvent {
+        token_id: Some(who.token_id.clone()),
+        tenant: Some(who.tenant.clone()),
+        // Already qualified: `ceremony.create_root`, `init.bootstrap_token`, …
+        action: action.to_string(),
+        object_id: object_id.map(str::to_string),
+        outcome,
+        request_id: None,
+    };
+    if let Err(e) = pki.audit(ev) {
+        eprintln!("scaivault-pki: warning: cannot write the audit log: {e}");
+        return;
+    }
+    if let Err(e) = pki.sign_audit_head() {
+        eprintln!("scaivault-pki: warning: cannot sign the audit log's head: {e}");
+    }
+}
+
+/// Who acts when an operator runs a command on the host: `cli:<login name>`.
+pub(crate) fn operator(tenant: &str) -> Principal {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Principal {
+        token_id: format!("cli:{user}"),
+        tenant: tenant.to_string(),
+        capabilities: vec!["sys".into(), "admin".into()],
+        expires_at: None,
+    }
+}
+
+/// Read the configuration; a problem with it is a usage error.
+pub(crate) fn load_config(path: &Path) -> Result<Config, CliError> {
+    Ok(Config::load(path)?)
+}
+
+/// A store problem in words: above all, "the daemon has it open".
+pub(crate) fn store_error(e: StoreError, hint: &str) -> CliError {
+    match e {
+        StoreError::Locked(_) => CliError::failed(format!("{e}; {hint}")),
+        other => CliError::failed(format!("cannot open the store: {other}")),
+    }
+}
+
+/// Open the store of an initialised data directory, then the token, as the daemon does.
+/// The store comes first, so a running daemon is reported before the token is touched.
+pub(crate) fn open_pki(cfg: &Config, hint: &str) -> Result<Pki, CliError> {
+    let store_dir = cfg.data_dir.join("store");
+    if !store_dir.is_dir() {
+        return Err(CliError::failed(format!(
+            "there is no store in {}; run `scaivault-pki init` first",
+            cfg.data_dir.display()
+        )));
+    }
+    let store = Store::open(&store_dir).map_err(|e| store_error(e, hint))?;
+    let token = open_token(cfg)?;
+    Ok(Pki::new(
+        store,
+        Arc::new(token),
+        daemon::service_settings(cfg)?,
+    ))
+}
+
+pub(crate) fn open_token(cfg: &Config) -> Result<Token, CliError> {
+    Token::open(cfg.token_config()?)
+        .map_err(|e| CliError::failed(format!("cannot open the token: {e}")))
+}
+
+/// Write a file only its owner can read (CSRs and certificates are public, but backups
+/// and anything next to them in a ceremony directory need not be).
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
+}
+
+pub(crate) fn read_text_file(path: &Path, what: &str) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: PathBuf, exit_on_stdin_close: bool) -> ExitCode {
+    let cfg = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("scaivault-pki: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.log_format, "info");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scaivault-pki: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(daemon::run(
+        cfg,
+        daemon::Options {
+            exit_on_stdin_close,
+        },
+    ));
+    // Everything that matters is flushed by now; don't wait on a blocking thread that is
+    // still reading standard input (--exit-on-stdin-close).
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ daemon::StartError::Config(_)) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("scaivault-pki: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("scaivault-pki: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parse the command line and run the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_out = cli.json;
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            exit_on_stdin_close,
+        } => return serve(config, exit_on_stdin_close),
+        other => {
+            // Operator commands talk in their output; logs only when asked (RUST_LOG).
+            init_logging(LogFormat::Text, "warn,scaivault_pki::audit=off");
+            match other {
+                Command::Init { config } => init::run(&config),
+                Command::Ceremony(args) => ceremony::run(args),
+                Command::Backup(args) => backup::backup(args),
+                Command::Restore(args) => backup::restore(args),
+                Command::Audit(args) => audit::run(args),
+                Command::Serve { .. } => unreachable!("handled above"),
+            }
+        }
+    };
+    finish(json_out, result)
+}
+
+/// Print the outcome and choose the exit status.
+fn finish(json_out: bool, result: CmdResult) -> ExitCode {
+    match result {
+        Ok(report) => {
+            if json_out {
+                let mut v = report.json;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ok".into(), Value::Bool(true));
+                }
+                println!("{v}");
+            } else {
+                print!("{}", report.text);
+            }
+            ExitCode::SUCCESS
+        }
+        Err((partial, e)) => {
+            let sentence = sentence(&e.message);
+            if json_out {
+                let mut v = partial.map_or_else(|| json!({}), |p| p.json);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ok".into(), Value::Bool(false));
+                    o.insert("error".into(), json!({ "message": sentence }));
+                }
+                println!("{v}");
+            } else if let Some(p) = partial {
+                print!("{}", p.text);
+            }
+            eprintln!("scaivault-pki: {sentence}");
+            ExitCode::from(if e.usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// One line, ending with a full stop.
+fn sentence(message: &str) -> String {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.ends_with(['.', '!', '?']) {
+        one_line
+    } else {
+        format!("{one_line}.")
+    }
+}
+
+/// A command's outcome; a failure may still carry what it found (shown before the error).
+pub(crate) type CmdResult = Result<Report, (Option<Report>, CliError)>;
+
+/// A failure with nothing to show but its sentence.
+pub(crate) fn plain(e: CliError) -> (Option<Report>, CliError) {
+    (None, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_one_sentence() {
+        assert_eq!(sentence("no such\n  thing"), "no such thing.");
+        assert_eq!(sentence("done."), "done.");
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
