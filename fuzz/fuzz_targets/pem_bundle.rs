@@ -15,15 +15,17 @@
 use der::{DecodePem, Encode};
 use libfuzzer_sys::fuzz_target;
 use scaivault_pki::ca::leaf_key::LeafKey;
-use scaivault_pki::validate::{self, Anchor, Crl, Purpose, Request};
+use scaivault_pki::limits::{LimitExceeded, Limits};
+use scaivault_pki::validate::{self, Anchor, Budgets, Crl, Purpose, Request};
 use scaivault_pki_fuzz::{pem, NOW_UNIX};
 use x509_cert::Certificate;
 
 fn certificates(text: &str) {
-    if let Ok(ders) = validate::parse_certificates(text, "chain_pem", validate::MAX_CHAIN_CERTS) {
-        assert!(ders.len() <= validate::MAX_CHAIN_CERTS);
+    let max = Limits::default().max_pem_certificates;
+    if let Ok(ders) = validate::parse_certificates(text, "chain_pem", max) {
+        assert!(ders.len() <= max);
         let again: String = ders.iter().map(|d| pem("CERTIFICATE", d)).collect();
-        let reparsed = validate::parse_certificates(&again, "chain_pem", validate::MAX_CHAIN_CERTS);
+        let reparsed = validate::parse_certificates(&again, "chain_pem", max);
         assert_eq!(reparsed.ok().as_ref(), Some(&ders), "PEM round trip");
     }
     if let Ok(der) = validate::parse_one_certificate(text, "certificate_pem") {
@@ -42,8 +44,9 @@ fn certificates(text: &str) {
             purpose: Purpose::Any,
             max_chain_depth: None,
             check_revocation: false,
+            budgets: Budgets::from(&Limits::default()),
         };
-        let no_records = |_: &[u8]| -> Result<Option<String>, ()> { Ok(None) };
+        let no_records = |_: &[u8]| -> Result<Option<String>, LimitExceeded> { Ok(None) };
         let _ = validate::validate(&req, &no_records);
     }
     // Import and trust anchors: x509-cert's own PEM reader; every certificate it accepts

@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use scaivault_pki::ca::profile::{self, LeafProfile};
 use scaivault_pki::ca::{self, csr, CertificateTemplate};
 use scaivault_pki::keys::{KeySpec, KeyType};
+use scaivault_pki::limits::{count_pem_blocks, LimitExceeded, Limits};
 use scaivault_pki::policy::{
     self, ApprovedNames, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, RoleKeyType,
     SubjectFields, Ttl,
@@ -27,7 +28,7 @@ use scaivault_pki::service::issue::{IssueRequest, RenewRequest, SignRequest};
 use scaivault_pki::service::validate::{validation_time, ValidateRequest};
 use scaivault_pki::service::ServiceError;
 use scaivault_pki::types::Serial;
-use scaivault_pki::validate::{self, Anchor, Purpose, Request};
+use scaivault_pki::validate::{self, Anchor, Budgets, Purpose, Request};
 use scaivault_pki_fuzz::{flags_from_byte, idx, now, pool, pool_spki, role, soft_ca, NOW_UNIX};
 
 const DOMAINS: [&[&str]; 8] = [
@@ -170,6 +171,11 @@ fn issue_spki(spec: KeySpec) -> Vec<u8> {
     }
 }
 
+/// The daemon's default `[limits]`.
+fn limits() -> Limits {
+    Limits::default()
+}
+
 fn issue(role: &Role, req: IssueRequest, base: Option<&str>) -> Result<Vec<u8>, ServiceError> {
     let names = policy::approve_names(
         role,
@@ -180,6 +186,7 @@ fn issue(role: &Role, req: IssueRequest, base: Option<&str>) -> Result<Vec<u8>, 
             uris: req.uri_sans.0,
             exclude_cn_from_sans: req.exclude_cn_from_sans,
         },
+        &limits(),
     )?;
     let ttl = opt_ttl(&req.ttl, "ttl")?;
     let spec = role.issue_key_spec()?;
@@ -187,6 +194,11 @@ fn issue(role: &Role, req: IssueRequest, base: Option<&str>) -> Result<Vec<u8>, 
 }
 
 fn sign(role: &Role, req: SignRequest, base: Option<&str>) -> Result<Vec<u8>, ServiceError> {
+    // `Pki::check_csr_size`.
+    let max = limits().max_csr_bytes;
+    if req.csr_pem.len() > max {
+        return Err(LimitExceeded::CsrTooLarge { max }.into());
+    }
     let csr = csr::parse_and_verify(&req.csr_pem)?;
     let key = match csr.key_type {
         KeyType::Ec => CsrKey::Ec(csr.key_bits),
@@ -216,6 +228,7 @@ fn sign(role: &Role, req: SignRequest, base: Option<&str>) -> Result<Vec<u8>, Se
             uris,
             exclude_cn_from_sans: req.exclude_cn_from_sans,
         },
+        &limits(),
     )?;
     let ttl = opt_ttl(&req.ttl, "ttl")?;
     sign_and_record(role, names, csr.spki_der, csr.key_type, ttl, base)
@@ -224,17 +237,32 @@ fn sign(role: &Role, req: SignRequest, base: Option<&str>) -> Result<Vec<u8>, Se
 /// `Pki::validate_chain` with the tenant's anchors fixed to the pool's Root A, our own
 /// records empty, and the default validation time fixed.
 fn validate_request(req: ValidateRequest) -> Result<validate::Outcome, ServiceError> {
+    // Counted before anything is decoded: all fields together.
+    let max = limits().max_pem_certificates;
+    let count: usize = [
+        Some(&req.certificate_pem),
+        req.chain_pem.as_ref(),
+        req.trust_anchors_pem.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|t| count_pem_blocks(t, "CERTIFICATE"))
+    .sum();
+    if count > max {
+        return Err(LimitExceeded::TooManyCertificates { max }.into());
+    }
     let leaf = validate::parse_one_certificate(&req.certificate_pem, "certificate_pem")?;
     let intermediates = match req.chain_pem.as_deref() {
-        Some(text) => validate::parse_certificates(text, "chain_pem", validate::MAX_CHAIN_CERTS)?,
+        Some(text) => validate::parse_certificates(text, "chain_pem", max)?,
         None => Vec::new(),
     };
     let extra_anchors = match req.trust_anchors_pem.as_deref() {
-        Some(text) => {
-            validate::parse_certificates(text, "trust_anchors_pem", validate::MAX_REQUEST_ANCHORS)?
-        }
+        Some(text) => validate::parse_certificates(text, "trust_anchors_pem", max)?,
         None => Vec::new(),
     };
+    if 1 + intermediates.len() + extra_anchors.len() > max {
+        return Err(LimitExceeded::TooManyCertificates { max }.into());
+    }
     let crls = match req.crls_pem.as_deref() {
         Some(text) => validate::parse_crls(text, "crls_pem")?,
         None => Vec::new(),
@@ -276,6 +304,7 @@ fn validate_request(req: ValidateRequest) -> Result<validate::Outcome, ServiceEr
         purpose: req.purpose.unwrap_or_default(),
         max_chain_depth: req.max_chain_depth.map(|d| d as usize),
         check_revocation: req.check_revocation.unwrap_or(true),
+        budgets: Budgets::from(&limits()),
     };
     let own = |_: &[u8]| -> Result<Option<String>, ServiceError> { Ok(None) };
     validate::validate(&request, &own)
@@ -296,8 +325,9 @@ fn check_issued(role: &Role, der: Vec<u8>) {
         purpose: Purpose::ClientAuth,
         max_chain_depth: None,
         check_revocation: false,
+        budgets: Budgets::from(&limits()),
     };
-    let no_records = |_: &[u8]| -> Result<Option<String>, ()> { Ok(None) };
+    let no_records = |_: &[u8]| -> Result<Option<String>, LimitExceeded> { Ok(None) };
     let Ok(out) = validate::validate(&req, &no_records) else {
         return;
     };

@@ -5,11 +5,12 @@
 //! the pool (`pool/make_pool.py`: roots cross-signed in a loop, one subject under several
 //! keys, a key rollover, name constraints, pathLen and EKU conflicts, expired CAs, CRLs),
 //! picked by index, with one byte changed, or cut short; some are raw bytes. The sizes
-//! stay within the API's limits (64 untrusted certificates, 16 request anchors plus the
-//! tenant's, 16 CRLs). The validation time is fixed or chosen by the input, never the
-//! clock.
+//! stay within the API's default limits (64 certificates in all, 16 CRLs), with the
+//! default path-building budgets. The validation time is fixed or chosen by the input,
+//! never the clock.
 //!
-//! Checks: no panic, no hang (the budgets), and the answer is consistent with itself:
+//! Checks: no panic, no hang (the budgets; running out of one is an error, allowed), and
+//! the answer is consistent with itself:
 //! `valid` is the conjunction the module documents, a reason exactly when not valid, a
 //! path exactly when `chain_valid`, from the leaf to a given anchor and within the depth
 //! limit.
@@ -17,7 +18,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use scaivault_pki::validate::{self, Anchor, Crl, PeerName, Purpose, Request};
+use scaivault_pki::limits::{LimitExceeded, Limits};
+use scaivault_pki::validate::{self, Anchor, Budgets, Crl, PeerName, Purpose, Request};
 use scaivault_pki_fuzz::{pool, NOW_UNIX};
 use sha2::{Digest, Sha256};
 
@@ -95,20 +97,35 @@ struct Input {
     records_fail_for: Option<u8>,
 }
 
+/// Why our records could not answer, or a limit.
+#[derive(Debug)]
+enum Refusal {
+    #[allow(dead_code)] // read through Debug only
+    Limit(LimitExceeded),
+    Records,
+}
+
+impl From<LimitExceeded> for Refusal {
+    fn from(e: LimitExceeded) -> Self {
+        Refusal::Limit(e)
+    }
+}
+
 fuzz_target!(|input: Input| {
     let p = pool();
+    let limits = Limits::default();
     let leaf = input.leaf.bytes(&p.certs);
+    // The request's certificates, 64 in all by default; the tenant's anchors come on top.
     let intermediates: Vec<Vec<u8>> = input
         .intermediates
         .iter()
-        .take(validate::MAX_CHAIN_CERTS)
+        .take(limits.max_pem_certificates - 1)
         .map(|b| b.bytes(&p.certs))
         .collect();
-    // The tenant's anchors and the request's: 16 plus a few.
     let anchors: Vec<Anchor> = input
         .anchors
         .iter()
-        .take(validate::MAX_REQUEST_ANCHORS + 4)
+        .take(limits.max_pem_certificates - intermediates.len() + 4)
         .enumerate()
         .map(|(i, b)| Anchor {
             label: format!("anchor:{i}"),
@@ -150,6 +167,7 @@ fuzz_target!(|input: Input| {
         purpose,
         max_chain_depth,
         check_revocation: input.check_revocation,
+        budgets: Budgets::from(&limits),
     };
 
     let revoked: Vec<&Vec<u8>> = input
@@ -161,9 +179,9 @@ fuzz_target!(|input: Input| {
     let failing = input
         .records_fail_for
         .map(|i| &p.certs[usize::from(i) % p.certs.len()]);
-    let own = |der: &[u8]| -> Result<Option<String>, &'static str> {
+    let own = |der: &[u8]| -> Result<Option<String>, Refusal> {
         if failing.is_some_and(|f| f.as_slice() == der) {
-            return Err("records unavailable");
+            return Err(Refusal::Records);
         }
         Ok(revoked
             .iter()

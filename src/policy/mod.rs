@@ -553,13 +553,18 @@ mod tests {
         for bad in ["bill\u{e9}.internal", "", "a b.internal", "tab\there"] {
             let q = req("db.internal", &[bad]);
             assert!(
-                matches!(approve_names(&r, &q), Err(PolicyError::Name(_))),
+                matches!(
+                    approve_names(&r, &q, &Limits::default()),
+                    Err(PolicyError::Name(_))
+                ),
                 "{bad:?}"
             );
         }
-        assert!(approve_names(&r, &req("db.internal", &["under_score.internal"])).is_ok());
+        let q = req("db.internal", &["under_score.internal"]);
+        assert!(approve_names(&r, &q, &Limits::default()).is_ok());
         // The CN may still be any text; it then stays out of the SANs.
-        let a = approve_names(&r, &req("Billing Service", &["db.internal"])).unwrap();
+        let q = req("Billing Service", &["db.internal"]);
+        let a = approve_names(&r, &q, &Limits::default()).unwrap();
         assert_eq!(a.common_name.as_deref(), Some("billing service"));
         assert_eq!(a.dns, vec!["db.internal"]);
     }
