@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::Extensions;
@@ -47,13 +47,16 @@ pub fn parse_and_verify(pem: &str) -> Result<VerifiedCsr, CsrError> {
     if pem.len() > MAX_CSR_BYTES {
         return Err(CsrError::TooLarge);
     }
-    let req = CertReq::from_pem(pem.trim().as_bytes())
-        .or_else(|_| {
-            // Some tools write the "NEW CERTIFICATE REQUEST" label.
-            let fixed = pem.replace("NEW CERTIFICATE REQUEST", "CERTIFICATE REQUEST");
-            CertReq::from_pem(fixed.trim().as_bytes())
-        })
+    let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    // Some tools write the "NEW CERTIFICATE REQUEST" label.
+    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+        return Err(CsrError::Malformed(format!(
+            "a PEM block labelled {label:?}, not CERTIFICATE REQUEST"
+        )));
+    }
+    // `from_der`, unlike der's `from_pem`, refuses bytes after the CSR's own DER.
+    let req = CertReq::from_der(&der).map_err(|e| CsrError::Malformed(e.to_string()))?;
     let info_der = req
         .info
         .to_der()
@@ -212,4 +215,61 @@ pub fn build_csr(
     // Never hand out a CSR that would not pass our own import.
     parse_and_verify(&pem).map_err(|e| super::CaError::Invalid(e.to_string()))?;
     Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
+
+    struct SoftP256(p256::ecdsa::SigningKey);
+
+    impl DigestSigner for SoftP256 {
+        fn sign_digest(&self, _: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let sig: p256::ecdsa::Signature = self
+                .0
+                .sign_prehash(digest)
+                .map_err(|e| SignError::Failed(e.to_string()))?;
+            Ok(sig.to_der().as_bytes().to_vec())
+        }
+    }
+
+    fn csr_der() -> Vec<u8> {
+        use p256::pkcs8::EncodePublicKey;
+        let sk = p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).unwrap();
+        let spki = sk.verifying_key().to_public_key_der().unwrap();
+        let pem = build_csr(
+            &crate::ca::common_name("a.internal").unwrap(),
+            spki.as_bytes(),
+            KeySpec::EcP256,
+            &["a.internal".to_string()],
+            &[],
+            &SoftP256(sk),
+        )
+        .unwrap();
+        der::pem::decode_vec(pem.as_bytes()).unwrap().1
+    }
+
+    #[test]
+    fn both_labels_are_read() {
+        let der = csr_der();
+        for label in ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"] {
+            let v = parse_and_verify(&crate::ca::pem(label, &der).unwrap()).unwrap();
+            assert_eq!(v.dns, vec!["a.internal"]);
+        }
+        let e = parse_and_verify(&crate::ca::pem("CERTIFICATE", &der).unwrap()).unwrap_err();
+        assert!(matches!(e, CsrError::Malformed(_)), "{e:?}");
+    }
+
+    /// Found by the `csr` fuzz target: der's `from_pem` ignored bytes after the CSR, so a
+    /// CSR with trailing garbage was accepted.
+    #[test]
+    fn bytes_after_the_csr_are_refused() {
+        let mut der = csr_der();
+        der.extend_from_slice(&[0xff, 0xff, 0xff, 0x07]);
+        let e =
+            parse_and_verify(&crate::ca::pem("CERTIFICATE REQUEST", &der).unwrap()).unwrap_err();
+        assert!(matches!(e, CsrError::Malformed(_)), "{e:?}");
+    }
 }

@@ -330,6 +330,12 @@ fn is_uri(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Whether a name can be a SAN dNSName at all, whatever `enforce_hostnames` says: a
+/// non-empty IA5String without spaces or control characters (RFC 5280 §4.2.1.6).
+fn dns_shaped(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Check every requested name against the role. The CN goes into the DNS SANs (unless
 /// excluded); a CN that is an IP address becomes an IP SAN instead.
 ///
@@ -365,10 +371,9 @@ pub fn approve_names(
             } else {
                 let n = names::check_dns_name(role, cn)?;
                 // A CN that passed the name rules goes into the SAN as long as it can be a
-                // dNSName at all (IA5, no spaces): with enforce_hostnames off that includes
-                // names like `under_score.example.org`.
-                let dns_shaped = !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic());
-                if !req.exclude_cn_from_sans && dns_shaped {
+                // dNSName at all: with enforce_hostnames off that includes names like
+                // `under_score.example.org`.
+                if !req.exclude_cn_from_sans && dns_shaped(&n) {
                     out.dns.push(n.clone());
                 }
                 out.common_name = Some(n);
@@ -377,6 +382,9 @@ pub fn approve_names(
     }
     for d in &req.dns {
         let n = names::check_dns_name(role, d)?;
+        if !dns_shaped(&n) {
+            return Err(names::NameError::NotHostname(n).into());
+        }
         if !out.dns.contains(&n) {
             out.dns.push(n);
         }
@@ -532,6 +540,33 @@ mod tests {
             approve_names(&r, &q, &Limits::default()),
             Err(PolicyError::IpSansNotAllowed)
         );
+    }
+
+    /// Found by the `request_json` fuzz target: with `enforce_hostnames` off a non-ASCII
+    /// (or empty) alt name was approved, and encoding it as an IA5String dNSName then
+    /// failed: a 500 for a client's input.
+    #[test]
+    fn an_alt_name_that_cannot_be_a_dns_name_is_refused_even_without_enforce_hostnames() {
+        let mut r = Role::for_tests();
+        r.allow_any_name = true;
+        r.enforce_hostnames = false;
+        for bad in ["bill\u{e9}.internal", "", "a b.internal", "tab\there"] {
+            let q = req("db.internal", &[bad]);
+            assert!(
+                matches!(
+                    approve_names(&r, &q, &Limits::default()),
+                    Err(PolicyError::Name(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let q = req("db.internal", &["under_score.internal"]);
+        assert!(approve_names(&r, &q, &Limits::default()).is_ok());
+        // The CN may still be any text; it then stays out of the SANs.
+        let q = req("Billing Service", &["db.internal"]);
+        let a = approve_names(&r, &q, &Limits::default()).unwrap();
+        assert_eq!(a.common_name.as_deref(), Some("billing service"));
+        assert_eq!(a.dns, vec!["db.internal"]);
     }
 
     #[test]

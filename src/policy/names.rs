@@ -24,7 +24,9 @@ pub fn normalize(name: &str) -> String {
 }
 
 /// RFC 1123 host name: LDH labels of 1 to 63 characters, not starting or ending with '-',
-/// 253 characters in all.
+/// 253 characters in all, and the last label not all digits (RFC 1123 §2.1: a host name
+/// never looks like a dotted-decimal address; relying parties such as rustls-webpki, and
+/// our own validator, refuse such a dNSName).
 pub fn is_hostname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
@@ -35,6 +37,10 @@ pub fn is_hostname(name: &str) -> bool {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|top| !top.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Check one requested DNS name (or CN) against the role. Returns the normalized name.
@@ -51,7 +57,8 @@ pub fn check_dns_name(role: &Role, requested: &str) -> Result<String, NameError>
     if wildcard && !role.allow_wildcard_certificates {
         return Err(NameError::WildcardNotAllowed(name));
     }
-    if (role.enforce_hostnames || wildcard) && !is_hostname(base) {
+    // 253 characters for the whole name, the `*.` of a wildcard included.
+    if (role.enforce_hostnames || wildcard) && (name.len() > 253 || !is_hostname(base)) {
         return Err(NameError::NotHostname(name));
     }
     if role.allow_any_name {
@@ -69,10 +76,12 @@ pub fn check_dns_name(role: &Role, requested: &str) -> Result<String, NameError>
     {
         return Ok(name);
     }
+    // Stored patterns were normalised once when the role was written (service::roles):
+    // normalising again would drop a second trailing dot and turn `*..` into the glob `*`.
     if role
         .allowed_domains
         .iter()
-        .any(|p| pattern_allows(role, &normalize(p), &probe))
+        .any(|p| pattern_allows(role, &p.trim().to_ascii_lowercase(), &probe))
     {
         return Ok(name);
     }
@@ -81,6 +90,10 @@ pub fn check_dns_name(role: &Role, requested: &str) -> Result<String, NameError>
 
 /// Does one allowed-domain pattern admit `name`?
 fn pattern_allows(role: &Role, pattern: &str, name: &str) -> bool {
+    // A pattern with an empty label (`x.`, `a..b`) admits no DNS name.
+    if pattern.split('.').any(str::is_empty) {
+        return false;
+    }
     if let Some(domain) = pattern.strip_prefix("*.") {
         if !domain.contains('*') {
             return subdomain_wildcard_allows(role, domain, name);
@@ -250,6 +263,56 @@ mod tests {
         assert!(!ok(&r, "-lead.example.com"));
         r.enforce_hostnames = false;
         assert!(ok(&r, "under_score.example.com"));
+    }
+
+    /// Found by the `role_names` fuzz target: `*..` was stored as `*.` and matched as `*`,
+    /// a glob admitting every single-label name; `x..` was matched as `x`.
+    #[test]
+    fn a_stored_pattern_is_not_normalised_a_second_time() {
+        let mut r = role(&["*."]);
+        r.allow_glob_domains = true;
+        r.allow_subdomains = true;
+        r.enforce_hostnames = false;
+        assert!(!ok(&r, "anything"));
+        let mut r = role(&["x."]);
+        r.allow_subdomains = true;
+        assert!(!ok(&r, "a.x"));
+        let mut r = role(&["a..b"]);
+        r.allow_subdomains = true;
+        r.enforce_hostnames = false;
+        assert!(!ok(&r, "x.a..b"));
+    }
+
+    /// Found by the `request_json` fuzz target: `b.kr.0` was issued, and our own validator
+    /// (like rustls-webpki) then refused the certificate's dNSName.
+    #[test]
+    fn a_name_whose_last_label_is_all_digits_is_not_a_host_name() {
+        let mut r = role(&[]);
+        r.allow_any_name = true;
+        assert!(!ok(&r, "b.kr.0"));
+        assert!(!ok(&r, "10.0.0.256"));
+        assert!(!ok(&r, "*.10"));
+        assert!(ok(&r, "0.kr.b"));
+        assert!(ok(&r, "3com.com"));
+    }
+
+    /// Found while writing the fuzz targets' README model: "253 characters in all" counts
+    /// the `*.` of a wildcard too.
+    #[test]
+    fn a_wildcard_name_is_at_most_253_characters_in_all() {
+        let mut r = role(&[]);
+        r.allow_any_name = true;
+        let base = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(base.len(), 253);
+        assert!(ok(&r, &base));
+        assert!(!ok(&r, &format!("*.{base}")));
+        assert!(ok(&r, &format!("*.{}", &base[2..])));
     }
 
     #[test]

@@ -66,7 +66,9 @@ impl From<InputError> for ServiceError {
     }
 }
 
-fn validation_time(v: Option<&str>) -> Result<u64, ServiceError> {
+/// `validation_time` as Unix seconds: RFC 3339, not before 1970; `None` is now. (Public for
+/// the `request_json` fuzz target.)
+pub fn validation_time(v: Option<&str>) -> Result<u64, ServiceError> {
     let t = match v {
         None => now(),
         Some(s) => OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {

@@ -45,11 +45,12 @@
 //!   certificate's validity period, so an expired certificate with a sound chain answers
 //!   `chain_valid: true, not_expired: false`.
 //! * `not_expired`: notBefore ≤ validation time ≤ notAfter for the certificate itself.
-//! * `not_revoked`: `null` when revocation was not asked for. Otherwise false when our
-//!   records or a given CRL revoke a certificate of every path that passes the other
-//!   checks, or when a CRL that covers such a certificate can't be used (fail closed, see
-//!   `crl`). When no path is found, only our records for the certificate itself are
-//!   consulted (a CRL can't be checked without its issuer's key).
+//! * `not_revoked`: `null` when revocation was not asked for, or when the certificate
+//!   itself can't be read. Otherwise false when our records or a given CRL revoke a
+//!   certificate of every path that passes the other checks, or when a CRL that covers
+//!   such a certificate can't be used (fail closed, see `crl`). When no path is found,
+//!   only our records for the certificate itself are consulted (a CRL can't be checked
+//!   without its issuer's key).
 //! * `valid` = `chain_valid && not_expired && not_revoked != false`.
 
 mod cert;
