@@ -1,7 +1,7 @@
 //! PEM bundles as the API reads them: certificates and chains for validation
 //! (`validate::parse_certificates`, `parse_one_certificate`), CRLs (`validate::parse_crls`),
-//! the certificate and chain of an import and of a trust anchor (x509-cert's `from_pem`
-//! and `load_pem_chain`), and an imported private key (`LeafKey::from_pem`).
+//! the certificate and chain of an import, a trust anchor and an imported intermediate
+//! (`ca::certificates_from_pem`), and an imported private key (`LeafKey::from_pem`).
 //!
 //! Input: a mode byte, then the body. Mode 0: the body is the PEM text as sent. Mode 1:
 //! DER wrapped as one `CERTIFICATE`; mode 2: DER wrapped as one `X509 CRL`; mode 3: the
@@ -12,8 +12,9 @@
 //! parses to the same certificates.
 #![no_main]
 
-use der::{DecodePem, Encode};
+use der::Encode;
 use libfuzzer_sys::fuzz_target;
+use scaivault_pki::ca;
 use scaivault_pki::ca::leaf_key::LeafKey;
 use scaivault_pki::limits::{LimitExceeded, Limits};
 use scaivault_pki::validate::{self, Anchor, Budgets, Crl, Purpose, Request};
@@ -49,15 +50,13 @@ fn certificates(text: &str) {
         let no_records = |_: &[u8]| -> Result<Option<String>, LimitExceeded> { Ok(None) };
         let _ = validate::validate(&req, &no_records);
     }
-    // Import and trust anchors: x509-cert's own PEM reader; every certificate it accepts
-    // must re-encode (the import path does, and its errors would be 500s).
-    if let Ok(c) = Certificate::from_pem(text.trim().as_bytes()) {
-        reencodes(&c);
+    // Import, trust anchors and ceremony chains: `ca::certificates_from_pem`. Every
+    // certificate it accepts must re-encode (the import path does; its errors would be 500s).
+    if let Ok(chain) = ca::certificates_from_pem(text) {
+        chain.iter().for_each(reencodes);
     }
-    if !text.trim().is_empty() {
-        if let Ok(chain) = Certificate::load_pem_chain(text.as_bytes()) {
-            chain.iter().for_each(reencodes);
-        }
+    if let Ok(c) = ca::certificate_from_pem(text) {
+        reencodes(&c);
     }
 }
 
@@ -89,7 +88,18 @@ fuzz_target!(|data: &[u8]| {
             certificates(&text);
             crls(&text);
         }
-        1 => certificates(&pem("CERTIFICATE", body)),
+        1 => {
+            let text = pem("CERTIFICATE", body);
+            certificates(&text);
+            // What the import reads is exactly what was sent: nothing may hide behind it.
+            if let Ok(c) = ca::certificate_from_pem(&text) {
+                assert_eq!(
+                    c.to_der().ok().as_deref(),
+                    Some(body),
+                    "bytes behind a certificate"
+                );
+            }
+        }
         2 => {
             let _ = Crl::parse(body);
             crls(&pem("X509 CRL", body));

@@ -350,6 +350,55 @@ pub fn pem(label: &str, der: &[u8]) -> Result<String, CaError> {
         .map_err(|e| CaError::Invalid(format!("PEM encoding: {e}")))
 }
 
+/// The certificates in a PEM text, strictly: every block labelled CERTIFICATE, each
+/// block exactly one certificate in DER. x509-cert's `from_pem` and `load_pem_chain` decode
+/// the certificate and ignore bytes after it inside the block, so a certificate with
+/// something smuggled behind it would be accepted and stored; the `csr` fuzz target found
+/// the same for CSRs. Whitespace between blocks is allowed, any other text is not.
+pub fn certificates_from_pem(text: &str) -> Result<Vec<Certificate>, String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    for block in text.split_inclusive(END).map(str::trim) {
+        if block.is_empty() {
+            continue;
+        }
+        let n = out.len() + 1;
+        let (label, der) =
+            der::pem::decode_vec(block.as_bytes()).map_err(|e| format!("PEM block {n}: {e}"))?;
+        if label != "CERTIFICATE" {
+            return Err(format!(
+                "PEM block {n} is labelled {label:?}, not CERTIFICATE"
+            ));
+        }
+        let cert = Certificate::from_der(&der).map_err(|e| format!("certificate {n}: {e}"))?;
+        // x509-cert accepts some non-DER forms (an explicit v1 version, found by the
+        // `pem_bundle` fuzz target) and re-encodes them differently: what we store and
+        // hand out would not be the certificate that was signed.
+        if cert.to_der().ok().as_deref() != Some(der.as_slice()) {
+            return Err(format!(
+                "certificate {n} is not in DER (its encoding is not the distinguished one)"
+            ));
+        }
+        out.push(cert);
+    }
+    if out.is_empty() {
+        return Err("no PEM CERTIFICATE block".into());
+    }
+    Ok(out)
+}
+
+/// Exactly one certificate from PEM, as strictly as `certificates_from_pem`.
+pub fn certificate_from_pem(text: &str) -> Result<Certificate, String> {
+    let mut certs = certificates_from_pem(text)?;
+    match (certs.pop(), certs.is_empty()) {
+        (Some(cert), true) => Ok(cert),
+        _ => Err(format!(
+            "{} certificates where one was expected",
+            certs.len() + 1
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +473,81 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(bc.0 && bc.1.ca);
+    }
+
+    fn test_root_der() -> Vec<u8> {
+        let (signer, spki) = soft_key();
+        let issuer = Issuer {
+            name: common_name("Test Root").unwrap(),
+            key_id: profile::key_identifier(&spki).unwrap(),
+            spki_der: spki.clone(),
+            spec: KeySpec::EcP256,
+            not_after: None,
+            signer: &signer,
+        };
+        sign_certificate(root_template(&spki, 10), &issuer)
+            .unwrap()
+            .der
+    }
+
+    /// From the `pem_bundle` fuzz target: a certificate with an explicit v1 version.
+    fn pem_bundle_crash_v1() -> Vec<u8> {
+        hex::decode(
+            [
+                "308201b93082015fa003020100020203f6300a06082a8648ce3d0403023010310e300c0603554403",
+                "0c05496e742032301e170d3234303130393030303030305a170d3334303130313030303030305a30",
+                "183116301406035504030c0d612e6578616d9092652e636f6d3059301306072a8648ce3d02010608",
+                "2a8648ce3d03010703420004356870594e16a411a0a5bacaa49334d3c69595c7c44a217e9f681360",
+                "2773ae767884ab1ec219634411106aaf3e73f0d0a94099916eac743a931b80ef1f745620a381a030",
+                "819d301d0603551d0e041684149c3a4e77c4eedeadcb222c1b10a4ccd6291d0ba5301f0603551d23",
+                "0418301680142ac46d81af20cdfd35986540ff2faa19387613db300c0603551d130101ff04023100",
+                "300e0603551d0f0101ff04040b020780301e0603551d1104173015820d612e6578616d706c3b2e63",
+                "6f6d87040a000001301d0603551d250416301406082b0601050507030106082b0601050507030230",
+                "0a06082a8648ce3d0403020348003045022100c95be6de38fc657ce1ca6f8ac6c922daa1b4514846",
+                "4a392100000052ca5214300220de611ac8927c41cd9961479b9033045c3066e538d21c08d1ca5ccc",
+                "f43fe7189d",
+            ]
+            .concat(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pem_certificates_are_read_strictly() {
+        let der = test_root_der();
+        let one = pem("CERTIFICATE", &der).unwrap();
+        assert_eq!(certificate_from_pem(&one).unwrap().to_der().unwrap(), der);
+        let two = format!("{one}\n  \n{one}");
+        assert_eq!(certificates_from_pem(&two).unwrap().len(), 2);
+        assert!(
+            certificate_from_pem(&two).is_err(),
+            "two where one is expected"
+        );
+
+        // Bytes behind the certificate inside its block: x509-cert's from_pem accepts this.
+        let mut padded = der.clone();
+        padded.extend_from_slice(b"smuggled");
+        let padded = pem("CERTIFICATE", &padded).unwrap();
+        assert!(<Certificate as der::DecodePem>::from_pem(padded.as_bytes()).is_ok());
+        let e = certificate_from_pem(&padded).unwrap_err();
+        assert!(e.contains("certificate 1"), "{e}");
+        assert!(certificates_from_pem(&format!("{one}{padded}")).is_err());
+
+        // An explicit v1 version (DEFAULT, so DER omits it): parsed, but not DER.
+        let v1 = pem_bundle_crash_v1();
+        assert!(Certificate::from_der(&v1).is_ok());
+        let e = certificate_from_pem(&pem("CERTIFICATE", &v1).unwrap()).unwrap_err();
+        assert!(e.contains("not in DER"), "{e}");
+
+        let key = pem("PRIVATE KEY", &der).unwrap();
+        assert!(certificate_from_pem(&key)
+            .unwrap_err()
+            .contains("PRIVATE KEY"));
+        assert!(certificate_from_pem("").is_err());
+        assert!(certificate_from_pem("garbage").is_err());
+        assert!(certificates_from_pem(&format!("{one}garbage")).is_err());
+        let unterminated = one.replace("-----END CERTIFICATE-----", "");
+        assert!(certificate_from_pem(&unterminated).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Creating roots, intermediates and in-token CSRs is done with the same use cases the API
 //! uses (`create_ca`, `generate_csr`); nothing here signs a certificate.
 
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
@@ -257,7 +257,7 @@ impl Pki {
         if req.certificate_pem.len() > MAX_PEM {
             return Err(bad_cert("the certificate file is larger than 256 KiB"));
         }
-        let cert = Certificate::from_pem(req.certificate_pem.trim().as_bytes())
+        let cert = ca::certificate_from_pem(&req.certificate_pem)
             .map_err(|e| bad_cert(format!("the certificate is not a PEM certificate: {e}")))?;
         check_is_ca(&cert)?;
         let tbs = cert.tbs_certificate();
@@ -329,7 +329,7 @@ impl Pki {
                         "the chain file is larger than 256 KiB".into(),
                     ));
                 }
-                let chain = Certificate::load_pem_chain(pem.as_bytes())
+                let chain = ca::certificates_from_pem(pem)
                     .map_err(|e| ServiceError::InvalidChain(format!("the chain: {e}")))?;
                 if chain.len() > MAX_CHAIN {
                     return Err(ServiceError::InvalidChain(format!(

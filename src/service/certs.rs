@@ -1,7 +1,7 @@
 //! Tracked certificates: list with filters and cursors, fetch, stored-key retrieval, import.
 
 use base64::Engine;
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, Encode};
 use serde::Deserialize;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -131,7 +131,7 @@ impl Pki {
         let Some(chain) = &rec.chain_pem else {
             return Ok(Vec::new());
         };
-        let certs = Certificate::load_pem_chain(chain.as_bytes())
+        let certs = ca::certificates_from_pem(chain)
             .map_err(|e| ServiceError::Internal(format!("stored chain unreadable: {e}")))?;
         certs
             .iter()
@@ -169,7 +169,7 @@ impl Pki {
         if req.certificate_pem.len() > 64 * 1024 {
             return Err(bad("certificate_pem is larger than 64 KiB".into()));
         }
-        let cert = Certificate::from_pem(req.certificate_pem.trim().as_bytes())
+        let cert = ca::certificate_from_pem(&req.certificate_pem)
             .map_err(|e| bad(format!("certificate_pem: {e}")))?;
         let der = cert.to_der()?;
         let tbs = cert.tbs_certificate();
@@ -195,7 +195,7 @@ impl Pki {
                 if 1 + crate::limits::count_pem_blocks(pem, "CERTIFICATE") > max {
                     return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());
                 }
-                let chain = Certificate::load_pem_chain(pem.as_bytes())
+                let chain = ca::certificates_from_pem(pem)
                     .map_err(|e| ServiceError::InvalidChain(format!("chain_pem: {e}")))?;
                 if 1 + chain.len() > max {
                     return Err(crate::limits::LimitExceeded::TooManyCertificates { max }.into());

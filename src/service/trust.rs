@@ -1,10 +1,9 @@
 //! Trust anchors: register, list, fetch, delete. Chain validation consults them.
 
-use der::{DecodePem, Encode};
+use der::Encode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::BasicConstraints;
-use x509_cert::Certificate;
 
 use super::{Pki, Principal, ServiceError};
 use crate::store::{StoreError, TrustAnchorRecord};
@@ -41,7 +40,7 @@ impl Pki {
                 "certificate_pem is larger than 64 KiB".into(),
             ));
         }
-        let cert = Certificate::from_pem(req.certificate_pem.trim().as_bytes())
+        let cert = crate::ca::certificate_from_pem(&req.certificate_pem)
             .map_err(|e| ServiceError::InvalidCertificate(format!("certificate_pem: {e}")))?;
         let is_ca = cert
             .tbs_certificate()
