@@ -141,6 +141,9 @@ usage: cargo bench --bench issuance [-- OPTIONS]
                          is stored
   --keep                 keep the temporary directory (token, store, logs)
   --out FILE             also write the Markdown report to FILE
+
+Environment: SCAIVAULT_BENCH_DAEMON=PATH runs that daemon binary instead of this
+build's (a before/after of a change with the same load generator).
 ";
 
 fn parse_secs(s: &str) -> Result<Duration> {
@@ -472,9 +475,13 @@ fn start_ours(dir: &Path, opts: &Opts, http: &reqwest::blocking::Client) -> Resu
         ),
     )?;
 
-    let bin = env!("CARGO_BIN_EXE_scaivault-pki");
+    // SCAIVAULT_BENCH_DAEMON runs another build (e.g. the commit before a change) with
+    // the same load generator, for a before/after on the same machine.
+    let bin = std::env::var_os("SCAIVAULT_BENCH_DAEMON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_scaivault-pki")));
     let log = dir.join("daemon.log");
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(&bin);
     cmd.arg("serve")
         .arg("--config")
         .arg(&config)
@@ -493,7 +500,7 @@ fn start_ours(dir: &Path, opts: &Opts, http: &reqwest::blocking::Client) -> Resu
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let stdin = child.stdin.take();
     let pid = child.id().to_string();
     let mut server = Server {

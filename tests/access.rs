@@ -814,6 +814,12 @@ fn the_audit_log_records_changes_key_retrievals_and_refusals_without_secrets() {
         f.cert_id.as_str()
     );
     assert_eq!(find("ca.create").unwrap()["object_id"], f.ca_id.as_str());
+    // Issuance writes its entry in the certificate's own flush: exactly one, naming it.
+    let issued: Vec<_> = entries
+        .iter()
+        .filter(|e| e["action"] == "cert.issue" && e["object_id"] == f.cert_id.as_str())
+        .collect();
+    assert_eq!(issued.len(), 1, "{entries:?}");
     let refused = entries
         .iter()
         .find(|e| e["request_id"] == rid)

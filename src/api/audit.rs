@@ -21,18 +21,69 @@ use crate::service::Principal;
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Filled by the `Caller` extractor with the authenticated caller, read after the handler.
+/// Shared between the middleware and the request: the `Caller` extractor fills in the
+/// caller; a handler that writes the call's entry itself (issuance, in the same flush as
+/// the certificate) marks it recorded so the middleware does not write a second one.
 #[derive(Clone, Default)]
-pub struct AuditSlot(Arc<Mutex<Option<(String, String)>>>);
+pub struct AuditSlot(Arc<Mutex<SlotState>>);
+
+#[derive(Default)]
+struct SlotState {
+    /// Token id and tenant.
+    caller: Option<(String, String)>,
+    /// The route's audit action, when it has one.
+    action: Option<&'static str>,
+    request_id: String,
+    recorded: bool,
+}
 
 impl AuditSlot {
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn set(&self, who: &Principal) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((who.token_id.clone(), who.tenant.clone()));
+        self.state().caller = Some((who.token_id.clone(), who.tenant.clone()));
     }
 
     fn get(&self) -> Option<(String, String)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.state().caller.clone()
+    }
+
+    /// The entry for this call succeeding on `object_id`, if the route is audited and
+    /// the caller known; the handler writes it and then calls `mark_recorded`.
+    pub fn success_event(&self, object_id: &str) -> Option<AuditEvent> {
+        let st = self.state();
+        let (token_id, tenant) = st.caller.clone()?;
+        Some(AuditEvent {
+            token_id: Some(token_id),
+            tenant: Some(tenant),
+            action: st.action?.to_string(),
+            object_id: Some(object_id.to_string()),
+            outcome: "success".into(),
+            request_id: Some(st.request_id.clone()),
+        })
+    }
+
+    pub fn mark_recorded(&self) {
+        self.state().recorded = true;
+    }
+}
+
+/// A handler's view of the slot; outside the audit layer (never, for audited routes) a
+/// fresh one, which no middleware reads.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuditSlot {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<AuditSlot>()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -90,7 +141,13 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
     if let Ok(v) = HeaderValue::from_str(&rid) {
         req.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    let action = authz::rule_for(&method, &route).and_then(|r| r.action);
     let slot = AuditSlot::default();
+    {
+        let mut st = slot.state();
+        st.action = action;
+        st.request_id = rid.clone();
+    }
     req.extensions_mut().insert(slot.clone());
 
     let mut resp = next.run(req).await;
@@ -103,8 +160,7 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
     let refused = status == StatusCode::UNAUTHORIZED
         || status == StatusCode::FORBIDDEN
         || code == Some("too_many_auth_failures");
-    let action = authz::rule_for(&method, &route).and_then(|r| r.action);
-    if action.is_none() && !refused {
+    if (action.is_none() && !refused) || slot.state().recorded {
         return resp;
     }
     let action = action.unwrap_or("read");

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::audit::AuditSlot;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
 use super::secret::SecretJson;
@@ -74,13 +75,14 @@ pub(super) fn issued_view(i: &Issued) -> Value {
     ))]
 pub async fn issue(
     State(st): State<AppState>,
+    slot: AuditSlot,
     Caller(who): Caller,
     PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<IssueRequest>,
 ) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.issue(&who, &role, req)).await?;
-    let issued = durable(&st, pending).await?;
+    let issued = durable(&st, Some(&slot), pending).await?;
     Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
@@ -96,13 +98,14 @@ pub async fn issue(
     ))]
 pub async fn sign(
     State(st): State<AppState>,
+    slot: AuditSlot,
     Caller(who): Caller,
     PathParam(role): PathParam<String>,
     JsonBody(req): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.sign_csr(&who, &role, req)).await?;
-    let issued = durable(&st, pending).await?;
+    let issued = durable(&st, Some(&slot), pending).await?;
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 
@@ -119,6 +122,7 @@ pub async fn sign(
     ))]
 pub async fn renew(
     State(st): State<AppState>,
+    slot: AuditSlot,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
     // An empty body means "renew with the defaults".
@@ -126,7 +130,7 @@ pub async fn renew(
 ) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
     let pending = blocking(move || pki.renew(&who, &id, req)).await?;
-    let issued = durable(&st, pending).await?;
+    let issued = durable(&st, Some(&slot), pending).await?;
     Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 

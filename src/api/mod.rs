@@ -69,14 +69,29 @@ async fn blocking<T: Send + 'static>(
 
 /// Wait for a certificate's record to be durable, outside the work limit: the wait is
 /// for a shared flush, and the more requests share one, the cheaper each becomes.
+/// With a slot, the call's audit entry goes into the same flush (see
+/// `Pki::make_durable_audited`): for calls whose success is the certificate itself.
 async fn durable(
     st: &AppState,
+    slot: Option<&audit::AuditSlot>,
     pending: crate::service::issue::Pending,
 ) -> Result<crate::service::issue::Issued, ApiError> {
     let pki = st.pki.clone();
     let span = tracing::Span::current();
-    match tokio::task::spawn_blocking(move || span.in_scope(|| pki.make_durable(pending))).await {
-        Ok(r) => r.map_err(ApiError::from),
+    let event = slot.and_then(|s| s.success_event(pending.id()));
+    let audited = slot.filter(|_| event.is_some());
+    let r = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| pki.make_durable_audited(pending, event))
+    })
+    .await;
+    match r {
+        Ok(Ok(issued)) => {
+            if let Some(slot) = audited {
+                slot.mark_recorded();
+            }
+            Ok(issued)
+        }
+        Ok(Err(e)) => Err(ApiError::from(e)),
         Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
     }
 }

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::{Pki, Principal, ServiceError};
 use crate::hsm::KeyRef;
 use crate::keys::{KeySpec, SignatureAlgorithm};
-use crate::store::Store;
+use crate::store::{Store, Ticket};
 use crate::types::{now, rfc3339};
 
 /// Label of the token key pair that signs chain heads.
@@ -170,6 +170,19 @@ impl Pki {
     /// Append one entry and wait until it is durable. Entries are serialised by the tip
     /// lock, so sequence numbers are dense and each entry links to the one before it.
     pub fn audit(&self, ev: AuditEvent) -> Result<u64, ServiceError> {
+        let (seq, ticket) = self.stage_audit_seq(ev)?;
+        self.store.wait_durable(ticket)?;
+        self.audit_committed();
+        Ok(seq)
+    }
+
+    /// Append an entry without waiting for it to be durable; the caller waits on the
+    /// ticket (with whatever else it wrote), then calls `audit_committed`.
+    pub(super) fn stage_audit(&self, ev: AuditEvent) -> Result<Ticket, ServiceError> {
+        Ok(self.stage_audit_seq(ev)?.1)
+    }
+
+    fn stage_audit_seq(&self, ev: AuditEvent) -> Result<(u64, Ticket), ServiceError> {
         let (seq, ticket) = {
             let mut guard = self.audit.tip(&self.store)?;
             let Some(tip) = guard.as_mut() else {
@@ -193,7 +206,11 @@ impl Pki {
             tip.last_hash = sha256_hex(&bytes);
             (entry.seq, ticket)
         };
-        self.store.wait_durable(ticket)?;
+        Ok((seq, ticket))
+    }
+
+    /// Count a durable entry towards the next signed head.
+    pub(super) fn audit_committed(&self) {
         let (lock, cv) = &*self.audit.signer;
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
         st.unsigned += 1;
@@ -201,7 +218,6 @@ impl Pki {
         if st.unsigned >= self.settings.audit.sign_every {
             cv.notify_all();
         }
-        Ok(seq)
     }
 
     /// Entries after `since`: the caller's tenant only, unless it holds `sys`.

@@ -78,10 +78,36 @@ pub struct Pending {
     ticket: Ticket,
 }
 
+impl Pending {
+    /// The id the certificate will have, for its audit entry.
+    pub fn id(&self) -> &str {
+        &self.issued.record.id
+    }
+}
+
 impl Pki {
     /// Wait (as part of a group commit) until the certificate's record is on disk.
     pub fn make_durable(&self, p: Pending) -> Result<Issued, ServiceError> {
-        self.store.wait_durable(p.ticket)?;
+        self.make_durable_audited(p, None)
+    }
+
+    /// As `make_durable`, with the call's audit entry written before the wait, so one
+    /// flush makes both durable instead of the entry waiting for a second one after the
+    /// handler. The entry says `success`: it is only written once the certificate is.
+    pub fn make_durable_audited(
+        &self,
+        p: Pending,
+        audit: Option<super::audit::AuditEvent>,
+    ) -> Result<Issued, ServiceError> {
+        let audited = match audit {
+            Some(ev) => Some(self.stage_audit(ev)?),
+            None => None,
+        };
+        // Tickets are ordered: a flush that covers the entry covers the certificate.
+        self.store.wait_durable(audited.unwrap_or(p.ticket))?;
+        if audited.is_some() {
+            self.audit_committed();
+        }
         let ca_id = p.issued.record.issuer_ca_id.clone().unwrap_or_default();
         metrics::counter!("scaivault_certificates_issued_total", "ca_id" => ca_id, "kind" => "leaf")
             .increment(1);
