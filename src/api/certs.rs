@@ -11,7 +11,7 @@ use super::audit::AuditSlot;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
 use super::secret::SecretJson;
-use super::{blocking, durable, AppState};
+use super::{blocking, issue_durably, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
 use crate::service::certs::{CertFilter, ImportRequest, DEFAULT_LIMIT, MAX_LIMIT};
@@ -81,8 +81,7 @@ pub async fn issue(
     JsonBody(req): JsonBody<IssueRequest>,
 ) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
-    let pending = blocking(move || pki.issue(&who, &role, req)).await?;
-    let issued = durable(&st, Some(&slot), pending).await?;
+    let issued = issue_durably(&st, &slot, move || pki.issue(&who, &role, req)).await?;
     Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 
@@ -104,8 +103,7 @@ pub async fn sign(
     JsonBody(req): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let pki = st.pki.clone();
-    let pending = blocking(move || pki.sign_csr(&who, &role, req)).await?;
-    let issued = durable(&st, Some(&slot), pending).await?;
+    let issued = issue_durably(&st, &slot, move || pki.sign_csr(&who, &role, req)).await?;
     Ok((StatusCode::CREATED, Json(issued_view(&issued))))
 }
 
@@ -129,8 +127,7 @@ pub async fn renew(
     OptionalJson(req): OptionalJson<RenewRequest>,
 ) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
-    let pending = blocking(move || pki.renew(&who, &id, req)).await?;
-    let issued = durable(&st, Some(&slot), pending).await?;
+    let issued = issue_durably(&st, &slot, move || pki.renew(&who, &id, req)).await?;
     Ok(SecretJson(StatusCode::CREATED, issued_view(&issued)))
 }
 

@@ -238,7 +238,7 @@ pub async fn sign(
     let pki = st.pki.clone();
     let (pending, csr_id) = blocking(move || pki.sign_approved_csr(&who, &id, req)).await?;
     // Audited by the middleware: the call succeeds only once the CSR is marked signed.
-    let issued = durable(&st, None, pending).await?;
+    let issued = durable(&st, pending).await?;
     let pki = st.pki.clone();
     let cert_id = issued.record.id.clone();
     let csr = csr_id.clone();

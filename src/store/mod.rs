@@ -65,8 +65,8 @@ pub struct Store {
     roles: sled::Tree,
     certs: sled::Tree,
     /// Every index over certificates, one tree, keys tagged by their first byte (see
-    /// `store::certs`): one atomic batch per certificate instead of a transaction over
-    /// seven trees, which cost about 0.5 ms of CPU per certificate.
+    /// `store::certs`; a transaction over seven trees cost about 0.5 ms of CPU per
+    /// certificate).
     certidx: sled::Tree,
     anchors: sled::Tree,
     csrs: sled::Tree,
