@@ -3052,6 +3052,32 @@ fn importing_garbage_is_400_invalid_certificate() {
         let (leaf, _) = external_leaf(&ca_pem, &ca_key, "g.import.test");
         let (st, v) = import(&json!({"certificate_pem": leaf, "private_key_pem": "not a key"}));
         assert_eq!(st, 400, "garbage private_key_pem -> {st} {v}");
+
+        // Bytes hidden behind a real certificate inside its PEM block: a lenient reader
+        // takes the certificate and drops them; we refuse, for the leaf and the chain.
+        let padded = |pem: &str| {
+            let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let mut der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            der.extend_from_slice(b"smuggled");
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+        };
+        let (st, v) = import(&json!({"certificate_pem": padded(&leaf)}));
+        assert_error(
+            "bytes after the certificate",
+            (st, &v),
+            400,
+            "invalid_certificate",
+        );
+        let (st, v) = import(&json!({"certificate_pem": leaf, "chain_pem": padded(&ca_pem)}));
+        assert_error(
+            "bytes after a chain certificate",
+            (st, &v),
+            400,
+            "invalid_chain",
+        );
     }
 }
 
