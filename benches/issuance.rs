@@ -111,6 +111,7 @@ struct Opts {
     rounds: usize,
     client_threads: usize,
     pool_size: usize,
+    store_cache_mb: Option<u64>,
     daemon_log: Option<String>,
     cfssl_loglevel: u8,
     install_cfssl: bool,
@@ -133,6 +134,8 @@ usage: cargo bench --bench issuance [-- OPTIONS]
                          median certs/s and the percentiles of all rounds' latencies (default 1)
   --client-threads N     tokio worker threads of the load generator (default 1)
   --pool-size N          the daemon's hsm.pool_size (default 4, the shipped default)
+  --store-cache-mb N     the daemon's limits.store_cache_bytes in MiB (default: the
+                         shipped default, 64)
   --daemon-log FILTER    RUST_LOG for the daemon (default: unset, i.e. the daemon's own default)
   --cfssl-loglevel N     cfssl -loglevel (default 2 = warnings; cfssl's own default 1
                          writes five log lines per request)
@@ -165,6 +168,7 @@ fn parse_opts() -> Result<Opts> {
         rounds: 1,
         client_threads: 1,
         pool_size: 4,
+        store_cache_mb: None,
         daemon_log: None,
         cfssl_loglevel: 2,
         install_cfssl: true,
@@ -224,6 +228,7 @@ fn parse_opts() -> Result<Opts> {
                 }
             }
             "--pool-size" => o.pool_size = val("--pool-size")?.parse()?,
+            "--store-cache-mb" => o.store_cache_mb = Some(val("--store-cache-mb")?.parse()?),
             "--daemon-log" => o.daemon_log = Some(val("--daemon-log")?),
             "--cfssl-loglevel" => o.cfssl_loglevel = val("--cfssl-loglevel")?.parse()?,
             "--install-cfssl" => {
@@ -472,7 +477,10 @@ fn start_ours(dir: &Path, opts: &Opts, http: &reqwest::blocking::Client) -> Resu
             toml_str(TOKEN_LABEL),
             toml_str(&pin_file.to_string_lossy()),
             opts.pool_size,
-        ),
+        ) + &opts
+            .store_cache_mb
+            .map(|mb| format!("\n[limits]\nstore_cache_bytes = {}\n", mb << 20))
+            .unwrap_or_default(),
     )?;
 
     // SCAIVAULT_BENCH_DAEMON runs another build (e.g. the commit before a change) with
