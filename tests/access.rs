@@ -863,13 +863,22 @@ fn the_audit_log_records_changes_key_retrievals_and_refusals_without_secrets() {
 }
 
 fn run_verify(data_dir: &std::path::Path, extra: &[&str]) -> (bool, String, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .output()
-        .expect("run audit verify");
-    let text = common::output_text(&out);
+    // This test opens the store in-process to tamper with it; sled releases the database
+    // lock when its last I/O job ends, which can be a moment after `drop` under load.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (out, text) = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .output()
+            .expect("run audit verify");
+        let text = common::output_text(&out);
+        if !text.contains("in use by another process") || std::time::Instant::now() > deadline {
+            break (out, text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let json = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
         .args(["audit", "verify", "--json", "--data-dir"])
         .arg(data_dir)
