@@ -2,8 +2,9 @@
 //! `/certificates/validate` and `/certificates/{id}/renew`: serde deserialisation as the
 //! API's `JsonBody` does it, then the service's steps up to the token, in the service's
 //! order, with a software CA key standing in for the token (`soft_ca`) and a fixed clock.
-//! The steps mirror `Pki::issue`, `Pki::sign_csr`, `Pki::sign_and_record` (src/service/
-//! issue.rs) and `Pki::validate_chain` (src/service/validate.rs); keep them in step.
+//! The body's checks are the service's own (`issue_names`, `sign_names`,
+//! `validation_request`); what follows them mirrors `Pki::sign_and_record`
+//! (src/service/issue.rs), keep it in step.
 //!
 //! Input: three bytes of role (flags, patterns, key type, TTLs, subject fields, URL) and
 //! endpoint, then the JSON body.
@@ -16,16 +17,17 @@
 
 use libfuzzer_sys::fuzz_target;
 use scaivault_pki::ca::profile::{self, LeafProfile};
-use scaivault_pki::ca::{self, csr, CertificateTemplate};
+use scaivault_pki::ca::{self, CertificateTemplate};
 use scaivault_pki::keys::{KeySpec, KeyType};
-use scaivault_pki::limits::{count_pem_blocks, LimitExceeded, Limits};
+use scaivault_pki::limits::{LimitExceeded, Limits};
 use scaivault_pki::policy::{
-    self, ApprovedNames, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, RoleKeyType,
-    SubjectFields, Ttl,
+    self, ApprovedNames, ExtKeyUsage, KeyUsage, Role, RoleKeyType, SubjectFields, Ttl,
 };
 use scaivault_pki::service::input::opt_ttl;
-use scaivault_pki::service::issue::{IssueRequest, RenewRequest, SignRequest};
-use scaivault_pki::service::validate::{validation_time, ValidateRequest};
+use scaivault_pki::service::issue::{
+    issue_names, sign_names, IssueRequest, RenewRequest, SignRequest,
+};
+use scaivault_pki::service::validate::{validation_request, ValidateRequest};
 use scaivault_pki::service::ServiceError;
 use scaivault_pki::types::Serial;
 use scaivault_pki::validate::{self, Anchor, Budgets, Purpose, Request};
@@ -177,135 +179,27 @@ fn limits() -> Limits {
 }
 
 fn issue(role: &Role, req: IssueRequest, base: Option<&str>) -> Result<Vec<u8>, ServiceError> {
-    let names = policy::approve_names(
-        role,
-        &RequestedNames {
-            common_name: req.common_name,
-            dns: req.alt_names.0,
-            ips: req.ip_sans.0,
-            uris: req.uri_sans.0,
-            exclude_cn_from_sans: req.exclude_cn_from_sans,
-        },
-        &limits(),
-    )?;
-    let ttl = opt_ttl(&req.ttl, "ttl")?;
+    let (names, ttl) = issue_names(role, req, &limits())?;
     let spec = role.issue_key_spec()?;
     sign_and_record(role, names, issue_spki(spec), spec.key_type(), ttl, base)
 }
 
 fn sign(role: &Role, req: SignRequest, base: Option<&str>) -> Result<Vec<u8>, ServiceError> {
-    // `Pki::check_csr_size`.
-    let max = limits().max_csr_bytes;
-    if req.csr_pem.len() > max {
-        return Err(LimitExceeded::CsrTooLarge { max }.into());
-    }
-    let csr = csr::parse_and_verify(&req.csr_pem)?;
-    let key = match csr.key_type {
-        KeyType::Ec => CsrKey::Ec(csr.key_bits),
-        KeyType::Rsa => CsrKey::Rsa(csr.key_bits),
-    };
-    role.allows_csr_key(key)?;
-    let common_name = if role.use_csr_common_name {
-        csr.common_name.clone().or(req.common_name)
-    } else {
-        req.common_name
-    };
-    let (dns, ips, uris) = if role.use_csr_sans {
-        (
-            csr.dns.clone(),
-            csr.ips.iter().map(ToString::to_string).collect(),
-            csr.uris.clone(),
-        )
-    } else {
-        (req.alt_names.0, req.ip_sans.0, req.uri_sans.0)
-    };
-    let names = policy::approve_names(
-        role,
-        &RequestedNames {
-            common_name,
-            dns,
-            ips,
-            uris,
-            exclude_cn_from_sans: req.exclude_cn_from_sans,
-        },
-        &limits(),
-    )?;
-    let ttl = opt_ttl(&req.ttl, "ttl")?;
+    let (csr, names, ttl) = sign_names(role, req, &limits())?;
     sign_and_record(role, names, csr.spki_der, csr.key_type, ttl, base)
 }
 
 /// `Pki::validate_chain` with the tenant's anchors fixed to the pool's Root A, our own
 /// records empty, and the default validation time fixed.
 fn validate_request(req: ValidateRequest) -> Result<validate::Outcome, ServiceError> {
-    // Counted before anything is decoded: all fields together.
-    let max = limits().max_pem_certificates;
-    let count: usize = [
-        Some(&req.certificate_pem),
-        req.chain_pem.as_ref(),
-        req.trust_anchors_pem.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|t| count_pem_blocks(t, "CERTIFICATE"))
-    .sum();
-    if count > max {
-        return Err(LimitExceeded::TooManyCertificates { max }.into());
-    }
-    let leaf = validate::parse_one_certificate(&req.certificate_pem, "certificate_pem")?;
-    let intermediates = match req.chain_pem.as_deref() {
-        Some(text) => validate::parse_certificates(text, "chain_pem", max)?,
-        None => Vec::new(),
-    };
-    let extra_anchors = match req.trust_anchors_pem.as_deref() {
-        Some(text) => validate::parse_certificates(text, "trust_anchors_pem", max)?,
-        None => Vec::new(),
-    };
-    if 1 + intermediates.len() + extra_anchors.len() > max {
-        return Err(LimitExceeded::TooManyCertificates { max }.into());
-    }
-    let crls = match req.crls_pem.as_deref() {
-        Some(text) => validate::parse_crls(text, "crls_pem")?,
-        None => Vec::new(),
-    };
-    let name = match (req.dns_name.as_deref(), req.ip_address.as_deref()) {
-        (Some(_), Some(_)) => {
-            return Err(ServiceError::InvalidRequest(
-                "give dns_name or ip_address, not both".into(),
-            ))
-        }
-        (Some(d), None) => Some(validate::parse_dns_name(d)?),
-        (None, Some(ip)) => Some(validate::parse_ip_address(ip)?),
-        (None, None) => None,
-    };
-    let time = match req.validation_time.as_deref() {
-        Some(t) => validation_time(Some(t))?,
-        None => NOW_UNIX,
-    };
-    let mut anchors = vec![Anchor {
-        label: "ca_root".into(),
-        der: pool().certs[idx::ROOT_A].clone(),
-    }];
-    anchors.extend(
-        extra_anchors
-            .into_iter()
-            .enumerate()
-            .map(|(i, der)| Anchor {
-                label: format!("request:{}", i + 1),
-                der,
-            }),
+    let mut request = validation_request(req, &limits(), NOW_UNIX)?;
+    request.anchors.insert(
+        0,
+        Anchor {
+            label: "ca_root".into(),
+            der: pool().certs[idx::ROOT_A].clone(),
+        },
     );
-    let request = Request {
-        leaf,
-        intermediates,
-        anchors,
-        crls,
-        time,
-        name,
-        purpose: req.purpose.unwrap_or_default(),
-        max_chain_depth: req.max_chain_depth.map(|d| d as usize),
-        check_revocation: req.check_revocation.unwrap_or(true),
-        budgets: Budgets::from(&limits()),
-    };
     let own = |_: &[u8]| -> Result<Option<String>, ServiceError> { Ok(None) };
     validate::validate(&request, &own)
 }

@@ -166,7 +166,7 @@ impl Pki {
         req: ImportCsrRequest,
     ) -> Result<CsrRecord, ServiceError> {
         let note = short_text("note", req.note)?;
-        self.check_csr_size(&req.csr_pem)?;
+        super::check_csr_size(&req.csr_pem, self.limits())?;
         let parsed = csr::parse_and_verify(&req.csr_pem)?;
         let mut rec = record_from(
             who,

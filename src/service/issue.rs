@@ -13,6 +13,7 @@ use crate::ca::leaf_key::{KeyFormat, LeafKey};
 use crate::ca::profile::{self, LeafProfile};
 use crate::ca::{self, csr, CertificateTemplate, Issuer};
 use crate::keys::KeyType;
+use crate::limits::Limits;
 use crate::policy::{
     self, ApprovedNames, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, Ttl,
 };
@@ -145,19 +146,9 @@ impl Pki {
         req: IssueRequest,
     ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
-        let names = policy::approve_names(
-            &role,
-            &RequestedNames {
-                common_name: req.common_name,
-                dns: req.alt_names.0,
-                ips: req.ip_sans.0,
-                uris: req.uri_sans.0,
-                exclude_cn_from_sans: req.exclude_cn_from_sans,
-            },
-            self.limits(),
-        )?;
-        let ttl = opt_ttl(&req.ttl, "ttl")?;
-        self.issue_new_key(who, &role, names, ttl, req.private_key_format)
+        let format = req.private_key_format;
+        let (names, ttl) = issue_names(&role, req, self.limits())?;
+        self.issue_new_key(who, &role, names, ttl, format)
     }
 
     fn issue_new_key(
@@ -196,39 +187,7 @@ impl Pki {
         req: SignRequest,
     ) -> Result<Pending, ServiceError> {
         let role = self.role_for(who, role_name)?;
-        self.check_csr_size(&req.csr_pem)?;
-        let csr = csr::parse_and_verify(&req.csr_pem)?;
-        let key = match csr.key_type {
-            KeyType::Ec => CsrKey::Ec(csr.key_bits),
-            KeyType::Rsa => CsrKey::Rsa(csr.key_bits),
-        };
-        role.allows_csr_key(key)?;
-        let common_name = if role.use_csr_common_name {
-            csr.common_name.clone().or(req.common_name)
-        } else {
-            req.common_name
-        };
-        let (dns, ips, uris) = if role.use_csr_sans {
-            (
-                csr.dns.clone(),
-                csr.ips.iter().map(ToString::to_string).collect(),
-                csr.uris.clone(),
-            )
-        } else {
-            (req.alt_names.0, req.ip_sans.0, req.uri_sans.0)
-        };
-        let names = policy::approve_names(
-            &role,
-            &RequestedNames {
-                common_name,
-                dns,
-                ips,
-                uris,
-                exclude_cn_from_sans: req.exclude_cn_from_sans,
-            },
-            self.limits(),
-        )?;
-        let ttl = opt_ttl(&req.ttl, "ttl")?;
+        let (csr, names, ttl) = sign_names(&role, req, self.limits())?;
         let ca = self.ca_for(who, &role.ca_id)?;
         self.ensure_can_sign(&ca)?;
         let plan = LeafPlan {
@@ -435,6 +394,69 @@ impl Pki {
         );
         Ok(out)
     }
+}
+
+/// `issue`'s names and TTL: the body checked against the role, nothing stored or signed.
+/// Public so that the `request_json` fuzz target runs exactly these steps.
+pub fn issue_names(
+    role: &Role,
+    req: IssueRequest,
+    limits: &Limits,
+) -> Result<(ApprovedNames, Option<Ttl>), ServiceError> {
+    let names = policy::approve_names(
+        role,
+        &RequestedNames {
+            common_name: req.common_name,
+            dns: req.alt_names.0,
+            ips: req.ip_sans.0,
+            uris: req.uri_sans.0,
+            exclude_cn_from_sans: req.exclude_cn_from_sans,
+        },
+        limits,
+    )?;
+    Ok((names, opt_ttl(&req.ttl, "ttl")?))
+}
+
+/// `sign`'s CSR (size, self-signature, key), names and TTL, checked against the role;
+/// nothing stored or signed. Public for the `request_json` fuzz target, as `issue_names`.
+pub fn sign_names(
+    role: &Role,
+    req: SignRequest,
+    limits: &Limits,
+) -> Result<(csr::VerifiedCsr, ApprovedNames, Option<Ttl>), ServiceError> {
+    super::check_csr_size(&req.csr_pem, limits)?;
+    let csr = csr::parse_and_verify(&req.csr_pem)?;
+    let key = match csr.key_type {
+        KeyType::Ec => CsrKey::Ec(csr.key_bits),
+        KeyType::Rsa => CsrKey::Rsa(csr.key_bits),
+    };
+    role.allows_csr_key(key)?;
+    let common_name = if role.use_csr_common_name {
+        csr.common_name.clone().or(req.common_name)
+    } else {
+        req.common_name
+    };
+    let (dns, ips, uris) = if role.use_csr_sans {
+        (
+            csr.dns.clone(),
+            csr.ips.iter().map(ToString::to_string).collect(),
+            csr.uris.clone(),
+        )
+    } else {
+        (req.alt_names.0, req.ip_sans.0, req.uri_sans.0)
+    };
+    let names = policy::approve_names(
+        role,
+        &RequestedNames {
+            common_name,
+            dns,
+            ips,
+            uris,
+            exclude_cn_from_sans: req.exclude_cn_from_sans,
+        },
+        limits,
+    )?;
+    Ok((csr, names, opt_ttl(&req.ttl, "ttl")?))
 }
 
 /// Sign a certificate (a fresh serial per attempt, three attempts) and stage its record.

@@ -187,17 +187,20 @@ impl Pki {
         &self.settings.limits
     }
 
-    /// A client's CSR must fit `limits.max_csr_bytes` before it is parsed.
-    pub(crate) fn check_csr_size(&self, pem: &str) -> Result<(), ServiceError> {
-        let max = self.settings.limits.max_csr_bytes;
-        if pem.len() > max {
-            return Err(crate::limits::LimitExceeded::CsrTooLarge { max }.into());
-        }
-        Ok(())
-    }
-
     /// Make everything written so far durable, e.g. at shutdown.
     pub fn flush(&self) -> Result<(), ServiceError> {
         Ok(self.store.flush()?)
     }
+}
+
+/// A client's CSR must fit `limits.max_csr_bytes` before it is parsed.
+pub(crate) fn check_csr_size(
+    pem: &str,
+    limits: &crate::limits::Limits,
+) -> Result<(), ServiceError> {
+    let max = limits.max_csr_bytes;
+    if pem.len() > max {
+        return Err(crate::limits::LimitExceeded::CsrTooLarge { max }.into());
+    }
+    Ok(())
 }

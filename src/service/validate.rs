@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{Pki, Principal, ServiceError};
-use crate::limits::{count_pem_blocks, LimitExceeded};
+use crate::limits::{count_pem_blocks, LimitExceeded, Limits};
 use crate::types::{now, CaType};
 use crate::validate::{self, Anchor, InputError, Outcome, Purpose, Request};
 
@@ -118,80 +118,94 @@ impl Pki {
         who: &Principal,
         req: ValidateRequest,
     ) -> Result<Outcome, ServiceError> {
-        // Counted before anything is decoded: all fields together.
-        let max = self.limits().max_pem_certificates;
-        let count: usize = [
-            Some(&req.certificate_pem),
-            req.chain_pem.as_ref(),
-            req.trust_anchors_pem.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|t| count_pem_blocks(t, "CERTIFICATE"))
-        .sum();
-        if count > max {
-            return Err(LimitExceeded::TooManyCertificates { max }.into());
-        }
-        let leaf = validate::parse_one_certificate(&req.certificate_pem, "certificate_pem")?;
-        let intermediates = match req.chain_pem.as_deref() {
-            Some(text) => validate::parse_certificates(text, "chain_pem", max)?,
-            None => Vec::new(),
-        };
-        let extra_anchors = match req.trust_anchors_pem.as_deref() {
-            Some(text) => validate::parse_certificates(text, "trust_anchors_pem", max)?,
-            None => Vec::new(),
-        };
-        if 1 + intermediates.len() + extra_anchors.len() > max {
-            return Err(LimitExceeded::TooManyCertificates { max }.into());
-        }
-        let crls = match req.crls_pem.as_deref() {
-            Some(text) => validate::parse_crls(text, "crls_pem")?,
-            None => Vec::new(),
-        };
-        let name = match (req.dns_name.as_deref(), req.ip_address.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(ServiceError::InvalidRequest(
-                    "give dns_name or ip_address, not both".into(),
-                ))
-            }
-            (Some(d), None) => Some(validate::parse_dns_name(d)?),
-            (None, Some(ip)) => Some(validate::parse_ip_address(ip)?),
-            (None, None) => None,
-        };
-        let time = validation_time(req.validation_time.as_deref())?;
-
-        let mut anchors: Vec<Anchor> = self
+        let mut request = validation_request(req, self.limits(), validation_time(None)?)?;
+        // The tenant's anchors first: a certificate that is both is reported by its id.
+        let tenant: Vec<Anchor> = self
             .anchors_for(who)?
             .into_iter()
             .map(|(label, der)| Anchor { label, der })
             .collect();
-        anchors.extend(
-            extra_anchors
-                .into_iter()
-                .enumerate()
-                .map(|(i, der)| Anchor {
-                    label: format!("request:{}", i + 1),
-                    der,
-                }),
-        );
-
-        let request = Request {
-            leaf,
-            intermediates,
-            anchors,
-            crls,
-            time,
-            name,
-            purpose: req.purpose.unwrap_or_default(),
-            max_chain_depth: req.max_chain_depth.map(|d| d as usize),
-            check_revocation: req.check_revocation.unwrap_or(true),
-            budgets: validate::Budgets::from(self.limits()),
-        };
+        request.anchors.splice(0..0, tenant);
         let own = |der: &[u8]| -> Result<Option<String>, ServiceError> {
             Ok(self.our_revocation(who, der)?.map(|r| r.reason))
         };
         validate::validate(&request, &own)
     }
+}
+
+/// A validate body as a validation request, every input limit applied, with the
+/// request's own `trust_anchors_pem` as its only anchors (labelled `request:<n>`); the
+/// caller puts the tenant's anchors in front. `default_time` is used when the body names
+/// no `validation_time`. Public so that the `request_json` fuzz target runs these steps.
+pub fn validation_request(
+    req: ValidateRequest,
+    limits: &Limits,
+    default_time: u64,
+) -> Result<Request, ServiceError> {
+    // Counted before anything is decoded: all fields together.
+    let max = limits.max_pem_certificates;
+    let count: usize = [
+        Some(&req.certificate_pem),
+        req.chain_pem.as_ref(),
+        req.trust_anchors_pem.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|t| count_pem_blocks(t, "CERTIFICATE"))
+    .sum();
+    if count > max {
+        return Err(LimitExceeded::TooManyCertificates { max }.into());
+    }
+    let leaf = validate::parse_one_certificate(&req.certificate_pem, "certificate_pem")?;
+    let intermediates = match req.chain_pem.as_deref() {
+        Some(text) => validate::parse_certificates(text, "chain_pem", max)?,
+        None => Vec::new(),
+    };
+    let extra_anchors = match req.trust_anchors_pem.as_deref() {
+        Some(text) => validate::parse_certificates(text, "trust_anchors_pem", max)?,
+        None => Vec::new(),
+    };
+    if 1 + intermediates.len() + extra_anchors.len() > max {
+        return Err(LimitExceeded::TooManyCertificates { max }.into());
+    }
+    let crls = match req.crls_pem.as_deref() {
+        Some(text) => validate::parse_crls(text, "crls_pem")?,
+        None => Vec::new(),
+    };
+    let name = match (req.dns_name.as_deref(), req.ip_address.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::InvalidRequest(
+                "give dns_name or ip_address, not both".into(),
+            ))
+        }
+        (Some(d), None) => Some(validate::parse_dns_name(d)?),
+        (None, Some(ip)) => Some(validate::parse_ip_address(ip)?),
+        (None, None) => None,
+    };
+    let time = match req.validation_time.as_deref() {
+        Some(t) => validation_time(Some(t))?,
+        None => default_time,
+    };
+    let anchors = extra_anchors
+        .into_iter()
+        .enumerate()
+        .map(|(i, der)| Anchor {
+            label: format!("request:{}", i + 1),
+            der,
+        })
+        .collect();
+    Ok(Request {
+        leaf,
+        intermediates,
+        anchors,
+        crls,
+        time,
+        name,
+        purpose: req.purpose.unwrap_or_default(),
+        max_chain_depth: req.max_chain_depth.map(|d| d as usize),
+        check_revocation: req.check_revocation.unwrap_or(true),
+        budgets: validate::Budgets::from(limits),
+    })
 }
 
 #[cfg(test)]
