@@ -55,10 +55,21 @@ pub struct AppState {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = work_limiter()
+    let _permit = work_permit().await?;
+    on_blocking_thread(f).await
+}
+
+async fn work_permit() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    work_limiter()
         .acquire()
         .await
-        .map_err(|e| ApiError::internal(format!("work limiter closed: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("work limiter closed: {e}")))
+}
+
+/// Run `f` on a blocking thread, with no work permit.
+async fn on_blocking_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
     // The request's span goes along, so the work's log lines carry its request id.
     let span = tracing::Span::current();
     match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
@@ -74,11 +85,7 @@ async fn durable(
     pending: crate::service::issue::Pending,
 ) -> Result<crate::service::issue::Issued, ApiError> {
     let pki = st.pki.clone();
-    let span = tracing::Span::current();
-    match tokio::task::spawn_blocking(move || span.in_scope(|| pki.make_durable(pending))).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
-    }
+    on_blocking_thread(move || pki.make_durable(pending)).await
 }
 
 /// Issue, sign, renew: `blocking` and `durable` in one trip to a blocking thread. The
@@ -90,14 +97,10 @@ async fn issue_durably(
     slot: &audit::AuditSlot,
     f: impl FnOnce() -> Result<crate::service::issue::Pending, ServiceError> + Send + 'static,
 ) -> Result<crate::service::issue::Issued, ApiError> {
-    let permit = work_limiter()
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(format!("work limiter closed: {e}")))?;
+    let permit = work_permit().await?;
     let pki = st.pki.clone();
     let slot = slot.clone();
-    let span = tracing::Span::current();
-    let work = move || -> Result<_, ServiceError> {
+    on_blocking_thread(move || {
         let pending = f()?;
         drop(permit);
         let event = slot.success_event(pending.id());
@@ -107,11 +110,8 @@ async fn issue_durably(
             slot.mark_recorded();
         }
         Ok(issued)
-    };
-    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::internal(format!("blocking task failed: {e}"))),
-    }
+    })
+    .await
 }
 
 static WORK_LIMIT: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
