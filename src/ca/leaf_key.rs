@@ -3,7 +3,6 @@
 //!
 //! The canonical form is PKCS#8 DER, held in zeroizing memory.
 
-use p256::elliptic_curve::Generate;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use zeroize::Zeroizing;
@@ -45,14 +44,8 @@ impl LeafKey {
     /// A fresh key from the OS CSPRNG.
     pub fn generate(spec: KeySpec) -> Result<Self, CaError> {
         match spec {
-            KeySpec::EcP256 => {
-                let k = p256::SecretKey::try_generate().map_err(enc)?;
-                Self::from_pkcs8_der(k.to_pkcs8_der().map_err(enc)?.as_bytes())
-            }
-            KeySpec::EcP384 => {
-                let k = p384::SecretKey::try_generate().map_err(enc)?;
-                Self::from_pkcs8_der(k.to_pkcs8_der().map_err(enc)?.as_bytes())
-            }
+            KeySpec::EcP256 => Self::generate_ec(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+            KeySpec::EcP384 => Self::generate_ec(&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING),
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
                 let bits = usize::try_from(spec.size()).map_err(enc)?;
                 let k = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(enc)?;
@@ -60,6 +53,24 @@ impl LeafKey {
                 Self::from_pkcs8_der(der.as_bytes())
             }
         }
+    }
+
+    /// An EC key from `ring`: one fixed-base multiplication, ~15 µs for P-256. The RustCrypto
+    /// path derived the public key again at every step (generate, PKCS#8, SPKI, SEC 1: ~0.35 ms
+    /// per `issue`, BENCHMARKS.md). ring's PKCS#8 carries the public key it computed, so the SPKI
+    /// and the SEC 1 form are re-encodings, not arithmetic.
+    fn generate_ec(alg: &'static ring::signature::EcdsaSigningAlgorithm) -> Result<Self, CaError> {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|_| CaError::Invalid("key generation failed".into()))?;
+        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+        let parts = EcParts::of(&pkcs8)?;
+        let spki_der = parts.spki_der()?;
+        Ok(LeafKey {
+            key_type: KeyType::Ec,
+            spki_der,
+            pkcs8,
+        })
     }
 
     /// From PKCS#8 DER of a P-256, P-384 or RSA key.
@@ -129,6 +140,17 @@ impl LeafKey {
                 .map(Zeroizing::new)
                 .map_err(enc);
         }
+        // Our own PKCS#8 (ring's, or one RustCrypto decoded, which checks an embedded public
+        // key against the private one) already holds the public key: re-encode, no arithmetic.
+        // Only if that key is absent or is not this key's SPKI does RustCrypto derive it.
+        if let Ok(parts) = EcParts::of(&self.pkcs8) {
+            if parts.spki_der().ok().as_deref() == Some(self.spki_der.as_slice()) {
+                let sec1 = parts.sec1_der()?;
+                return der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, &sec1)
+                    .map(Zeroizing::new)
+                    .map_err(enc);
+            }
+        }
         if let Ok(k) = p256::SecretKey::from_pkcs8_der(&self.pkcs8) {
             return k.to_sec1_pem(LineEnding::LF).map_err(enc);
         }
@@ -137,6 +159,61 @@ impl LeafKey {
         }
         let k = rsa::PrivateKey::from_pkcs8_der(&self.pkcs8).map_err(enc)?;
         k.to_pkcs1_pem(LineEnding::LF).map_err(enc)
+    }
+}
+
+/// The pieces of an EC PKCS#8 document (RFC 5915 inside RFC 5958) that its other encodings
+/// are made of, borrowed from the document.
+struct EcParts<'a> {
+    algorithm: spki::AlgorithmIdentifierRef<'a>,
+    curve: der::asn1::ObjectIdentifier,
+    key: sec1::EcPrivateKey<'a>,
+    public_key: &'a [u8],
+}
+
+impl<'a> EcParts<'a> {
+    fn of(pkcs8: &'a [u8]) -> Result<Self, CaError> {
+        use der::Decode;
+        let info = p256::pkcs8::PrivateKeyInfoRef::from_der(pkcs8).map_err(enc)?;
+        if info.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY {
+            return Err(CaError::Invalid("not an EC private key".into()));
+        }
+        let curve = info.algorithm.parameters_oid().map_err(enc)?;
+        let key = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(enc)?;
+        let public_key = key
+            .public_key
+            .ok_or_else(|| CaError::Invalid("EC private key without its public key".into()))?;
+        Ok(EcParts {
+            algorithm: info.algorithm,
+            curve,
+            key,
+            public_key,
+        })
+    }
+
+    fn spki_der(&self) -> Result<Vec<u8>, CaError> {
+        use der::Encode;
+        spki::SubjectPublicKeyInfoRef {
+            algorithm: self.algorithm,
+            subject_public_key: der::asn1::BitStringRef::from_bytes(self.public_key)
+                .map_err(enc)?,
+        }
+        .to_der()
+        .map_err(enc)
+    }
+
+    /// SEC 1 `ECPrivateKey` with the curve named in it, as `EC PRIVATE KEY` carries it
+    /// (inside PKCS#8 the curve is in the algorithm identifier instead).
+    fn sec1_der(&self) -> Result<Zeroizing<Vec<u8>>, CaError> {
+        use der::Encode;
+        sec1::EcPrivateKey {
+            private_key: self.key.private_key,
+            parameters: Some(sec1::EcParameters::NamedCurve(self.curve)),
+            public_key: Some(self.public_key),
+        }
+        .to_der()
+        .map(Zeroizing::new)
+        .map_err(enc)
     }
 }
 
@@ -153,6 +230,38 @@ mod tests {
         assert!(p8.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = LeafKey::from_pem(&sec1).unwrap();
         assert_eq!(back.spki_der, k.spki_der);
+    }
+
+    /// The re-encoded forms of a ring key are exactly what RustCrypto derives from its scalar.
+    #[test]
+    fn generated_ec_keys_encode_as_rustcrypto_derives_them() {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let k = LeafKey::generate(KeySpec::EcP256).unwrap();
+        let rc = p256::SecretKey::from_pkcs8_der(k.pkcs8_der()).unwrap();
+        assert_eq!(
+            k.spki_der,
+            rc.public_key().to_public_key_der().unwrap().as_bytes()
+        );
+        assert_eq!(
+            *k.to_pem(KeyFormat::Pem).unwrap(),
+            *rc.to_sec1_pem(LineEnding::LF).unwrap()
+        );
+        let k = LeafKey::generate(KeySpec::EcP384).unwrap();
+        let rc = p384::SecretKey::from_pkcs8_der(k.pkcs8_der()).unwrap();
+        assert_eq!(
+            k.spki_der,
+            rc.public_key().to_public_key_der().unwrap().as_bytes()
+        );
+        assert_eq!(
+            *k.to_pem(KeyFormat::Pem).unwrap(),
+            *rc.to_sec1_pem(LineEnding::LF).unwrap()
+        );
+        assert_eq!(
+            LeafKey::from_pem(&k.to_pem(KeyFormat::Pem).unwrap())
+                .unwrap()
+                .spki_der,
+            k.spki_der
+        );
     }
 
     #[test]
