@@ -15,6 +15,21 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(b))
 }
 
+/// Uppercase hex with a colon between bytes (`1A:2B:03`), as OpenSSL prints serials and
+/// fingerprints. Written into one string: serials are on every issuance answer.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{b:02X}");
+    }
+    out
+}
+
 /// A certificate serial number: the content octets of a positive DER INTEGER.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Serial(Vec<u8>);
@@ -46,17 +61,7 @@ impl Serial {
 
     /// Uppercase colon-separated hex, as `openssl x509 -serial` and Vault print it.
     pub fn to_colon_hex(&self) -> String {
-        // Built in place: one allocation instead of one per byte (it is on every answer).
-        const HEX: &[u8; 16] = b"0123456789ABCDEF";
-        let mut out = String::with_capacity(self.0.len() * 3);
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(':');
-            }
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-        out
+        colon_hex(&self.0)
     }
 
     /// Lowercase hex without separators, for index keys.

@@ -217,11 +217,7 @@ fn failed(pki: &Pki, who: &Principal, action: &str, e: CliError) -> (Option<Repo
 }
 
 fn fingerprint_colons(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    scaivault_pki::types::colon_hex(&Sha256::digest(der))
 }
 
 /// A CA as the ceremony shows it: the API's fields plus the certificate.

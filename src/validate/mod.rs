@@ -326,15 +326,7 @@ pub fn parse_ip_address(s: &str) -> Result<PeerName, InputError> {
 // ------------------------------------------------------------------ validation
 
 fn fingerprint(der: &[u8]) -> String {
-    let digest = Sha256::digest(der);
-    let mut out = String::with_capacity(digest.len() * 3);
-    for (i, b) in digest.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        out.push_str(&format!("{b:02X}"));
-    }
-    out
+    crate::types::colon_hex(&Sha256::digest(der))
 }
 
 fn entry(c: &Cert) -> PathEntry {
