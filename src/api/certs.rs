@@ -14,7 +14,9 @@ use super::secret::SecretJson;
 use super::{blocking, issue_durably, AppState};
 use crate::ca::pem;
 use crate::policy::Ttl;
-use crate::service::certs::{CertFilter, ImportRequest, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::service::certs::{
+    CertFilter, ImportRequest, PrivateKeyRequest, DEFAULT_LIMIT, MAX_LIMIT,
+};
 use crate::service::issue::{IssueRequest, Issued, RenewRequest, SignRequest};
 use crate::store::CertRecord;
 use crate::types::{rfc3339, Serial};
@@ -242,8 +244,10 @@ pub async fn get(
 
 #[utoipa::path(post, path = "/v1/pki/certificates/{id}/private-key", tag = "certificates", operation_id = "getPrivateKey",
     params(("id" = String, Path, description = "Certificate id (`cert_…`)")),
+    request_body(content = Option<PrivateKeyRequest>, description = "Nothing, or `{private_key_format?}`"),
     responses(
         (status = 200, description = "The stored key, decrypted in the token", body = super::openapi::PrivateKey),
+        (status = 400, description = "`invalid_request` (unknown field, bad format), `invalid_json`"),
         (status = 404, description = "`certificate_not_found`, `private_key_not_stored`"),
         (status = 503, description = "`hsm_unavailable`"),
     ))]
@@ -251,9 +255,11 @@ pub async fn private_key(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
+    OptionalJson(req): OptionalJson<PrivateKeyRequest>,
 ) -> Result<SecretJson, ApiError> {
     let pki = st.pki.clone();
-    let (pem, key_type) = blocking(move || pki.stored_private_key(&who, &id)).await?;
+    let (pem, key_type) =
+        blocking(move || pki.stored_private_key(&who, &id, req.private_key_format)).await?;
     Ok(SecretJson(
         StatusCode::OK,
         json!({ "private_key": pem.as_str(), "private_key_type": key_type }),

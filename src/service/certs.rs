@@ -16,6 +16,15 @@ use crate::policy::Ttl;
 use crate::store::{CertQuery, CertRecord, CertSource, SealedKey, StoreError};
 use crate::types::{new_id, now, Serial};
 
+/// `POST /v1/pki/certificates/{id}/private-key`: the body is optional.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateKeyRequest {
+    /// `pem` (default: SEC 1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`) or `pkcs8`.
+    #[serde(default)]
+    pub private_key_format: KeyFormat,
+}
+
 /// Filters of `GET /v1/pki/certificates`, already parsed from the query string.
 #[derive(Debug, Clone, Default)]
 pub struct CertFilter {
@@ -82,7 +91,12 @@ impl Pki {
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(c)
                     .ok()
-                    .filter(|r| r.first() == Some(&mode) && r.len() > 1)
+                    // The mode byte, then the position: a sequence number, after an
+                    // expiry when the index is ordered by expiry.
+                    .filter(|r| {
+                        let want = if mode.is_ascii_uppercase() { 17 } else { 9 };
+                        r.first() == Some(&mode) && r.len() == want
+                    })
                     .ok_or_else(|| {
                         ServiceError::InvalidRequest(
                             "cursor is not valid for this query (use the cursor from the previous page with the same filters)".into(),
@@ -144,6 +158,7 @@ impl Pki {
         &self,
         who: &Principal,
         id: &str,
+        format: KeyFormat,
     ) -> Result<(Zeroizing<String>, crate::keys::KeyType), ServiceError> {
         let rec = self.cert_for(who, id)?;
         let Some(sealed) = rec.sealed_key else {
@@ -159,7 +174,7 @@ impl Pki {
         )?;
         let key = LeafKey::from_pkcs8_der(&pkcs8)?;
         tracing::info!(cert_id = %id, token_id = %who.token_id, "stored private key retrieved");
-        Ok((key.to_pem(KeyFormat::Pem)?, key.key_type))
+        Ok((key.to_pem(format)?, key.key_type))
     }
 
     /// Track a certificate issued elsewhere. The key (if any) must match it and the chain
@@ -174,6 +189,12 @@ impl Pki {
         let der = cert.to_der()?;
         let tbs = cert.tbs_certificate();
         let spki_der = tbs.subject_public_key_info().to_der()?;
+        let serial_hex = Serial::from_der_bytes(tbs.serial_number().as_bytes()).to_hex();
+        // One this daemon issued is tracked already: a second, imported row would share its
+        // serial and make revocation by serial ambiguous.
+        if self.already_tracked(who, &serial_hex, &der)? {
+            return Err(ServiceError::CertificateExists);
+        }
 
         let key = match &req.private_key_pem {
             Some(pem) => {
@@ -250,7 +271,7 @@ impl Pki {
             san_dns: dns,
             san_ip: ips,
             san_uri: uris,
-            serial_hex: Serial::from_der_bytes(tbs.serial_number().as_bytes()).to_hex(),
+            serial_hex,
             not_before: ca::to_offset(validity.not_before)?,
             not_after: ca::to_offset(validity.not_after)?,
             key_type,
@@ -276,6 +297,29 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// Whether the tenant tracks this very certificate already (issued, imported, or one
+    /// of its CAs').
+    fn already_tracked(
+        &self,
+        who: &Principal,
+        serial_hex: &str,
+        der: &[u8],
+    ) -> Result<bool, ServiceError> {
+        for id in self.store.ids_by_serial(&who.tenant, serial_hex)? {
+            let tracked = if id.starts_with("ca_") {
+                self.store.get_ca(&id)?.map(|c| c.certificate_der)
+            } else {
+                self.store.get_cert(&id)?.map(|c| c.certificate_der)
+            };
+            if tracked.as_deref() == Some(der) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Compare public keys by their key bits, not by the encoding of their parameters.
 pub(crate) fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     let bits = |d: &[u8]| {
@@ -296,6 +340,11 @@ pub(crate) fn check_issued_by(
             "a chain certificate is not the issuer of the one before it",
         ));
     }
+    if !may_issue(parent)? {
+        return Err(bad(
+            "a chain certificate is not a CA certificate (basicConstraints cA and, when keyUsage is present, keyCertSign), so it cannot be an issuer",
+        ));
+    }
     let parent_spki = parent
         .tbs_certificate()
         .subject_public_key_info()
@@ -308,6 +357,28 @@ pub(crate) fn check_issued_by(
     verify::verify_by_algorithm(&parent_spki, child.signature_algorithm(), &tbs, sig).map_err(|e| {
         ServiceError::InvalidChain(format!("a signature in the chain does not verify: {e}"))
     })
+}
+
+/// Whether a certificate may sign others, as RFC 5280 §6.1.4 (k) and (n) require of every
+/// issuer in a path: basicConstraints with cA true, and keyCertSign when keyUsage is there.
+/// A version 1 certificate has no extensions; like OpenSSL, accept it as an issuer (old
+/// roots), since nothing in it says otherwise.
+fn may_issue(cert: &Certificate) -> Result<bool, ServiceError> {
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+    let tbs = cert.tbs_certificate();
+    if tbs.version() == x509_cert::Version::V1 {
+        return Ok(true);
+    }
+    let bad = |what: &str, e: der::Error| ServiceError::InvalidChain(format!("{what}: {e}"));
+    let is_ca = tbs
+        .get_extension::<BasicConstraints>()
+        .map_err(|e| bad("basicConstraints", e))?
+        .is_some_and(|(_, bc)| bc.ca);
+    let can_sign_certs = tbs
+        .get_extension::<KeyUsage>()
+        .map_err(|e| bad("keyUsage", e))?
+        .is_none_or(|(_, ku)| ku.0.contains(KeyUsages::KeyCertSign));
+    Ok(is_ca && can_sign_certs)
 }
 
 /// DNS names, IP addresses and URIs in a certificate's SAN.

@@ -76,7 +76,26 @@ impl Pki {
                 kind: "certificate",
                 id: serial_hex.to_string(),
             }),
-            _ => Err(ServiceError::AmbiguousSerial(serial_hex.to_string())),
+            _ => {
+                // An imported certificate can carry any serial, including one of ours: it
+                // must not make a certificate our CAs issued (and list on their CRLs)
+                // impossible to revoke. Among several, the one issued here is meant.
+                let mut ours = Vec::new();
+                for id in &ids {
+                    if id.starts_with("ca_")
+                        || self
+                            .store
+                            .get_cert(id)?
+                            .is_some_and(|c| c.issuer_ca_id.is_some())
+                    {
+                        ours.push(id);
+                    }
+                }
+                match ours.as_slice() {
+                    [id] => Ok((*id).clone()),
+                    _ => Err(ServiceError::AmbiguousSerial(serial_hex.to_string())),
+                }
+            }
         }
     }
 
