@@ -204,33 +204,33 @@ impl Store {
             }
         };
         let mut items = Vec::new();
-        let mut scanned = 0usize;
+        // Where the next page starts: the last key looked at and not returned past.
         let mut last_key: Option<Vec<u8>> = None;
-        for entry in tree.range(start..end.clone()) {
+        // Whether a next page has anything: a match beyond this page (looked for, so a
+        // filter that matches nothing more doesn't promise more), or keys the scan budget
+        // left unexamined.
+        let mut more = false;
+        for (scanned, entry) in tree.range(start..end).enumerate() {
             let (k, _) = entry?;
+            if scanned >= q.scan_budget {
+                more = true;
+                break;
+            }
             let rest = &k[prefix.len()..];
             let seq_bytes = &rest[rest.len().saturating_sub(8)..];
-            last_key = Some(rest.to_vec());
-            scanned += 1;
             if let Some(v) = self.certs.get(seq_bytes)? {
                 let rec: CertRecord = decode(&v)?;
                 if rec.tenant == q.tenant && keep(&rec) {
+                    if items.len() >= q.limit {
+                        more = true;
+                        break;
+                    }
                     items.push(rec);
                 }
             }
-            if items.len() >= q.limit || scanned >= q.scan_budget {
-                break;
-            }
+            last_key = Some(rest.to_vec());
         }
-        // Is there anything after the last key we looked at?
-        let next = match last_key {
-            Some(k) if items.len() >= q.limit || scanned >= q.scan_budget => {
-                let mut probe = [prefix.as_slice(), &k].concat();
-                probe.push(0);
-                tree.range(probe..end).next().transpose()?.map(|_| k)
-            }
-            _ => None,
-        };
+        let next = if more { last_key } else { None };
         Ok(CertPage { items, next })
     }
 }
@@ -331,5 +331,47 @@ mod tests {
             Err(StoreError::SerialTaken(_))
         ));
         assert_eq!(s.ids_by_serial("default", "0b").unwrap(), ["cert_b"]);
+    }
+    /// A page that holds the last match says so, even when records that don't match
+    /// follow it; a page cut by the limit or the scan budget hands out a cursor.
+    #[test]
+    fn has_more_only_when_another_match_or_unscanned_keys_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for (i, cn) in ["x", "x", "y", "y", "y"].iter().enumerate() {
+            let mut r = cert(&format!("cert_{i}"), &format!("0{i}"));
+            r.common_name = (*cn).into();
+            let t = s.stage_cert(&mut r).unwrap();
+            s.wait_durable(t).unwrap();
+        }
+        let page = |limit, budget, after| {
+            let q = CertQuery {
+                tenant: "default",
+                ca_id: None,
+                expiring: None,
+                limit,
+                after,
+                scan_budget: budget,
+            };
+            s.list_certs(&q, |r| r.common_name == "x").unwrap()
+        };
+        let all = page(2, 1000, None);
+        assert_eq!(all.items.len(), 2);
+        assert!(all.next.is_none(), "nothing else matches");
+
+        let first = page(1, 1000, None);
+        assert_eq!(first.items[0].id, "cert_0");
+        let second = page(1, 1000, first.next.clone());
+        assert_eq!(second.items[0].id, "cert_1");
+        assert!(second.next.is_none());
+
+        let short = page(10, 1, None);
+        assert_eq!(short.items.len(), 1);
+        let rest = page(10, 1000, short.next.clone());
+        assert_eq!(
+            rest.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["cert_1"]
+        );
+        assert!(rest.next.is_none());
     }
 }
