@@ -311,6 +311,7 @@ impl Pki {
             source: CertSource::Signed,
             record_role: false,
             csr_id: Some(rec.id.clone()),
+            subject: None,
         };
         let pending = self.sign_and_record(who, &ca, plan, None)?;
         Ok((pending, rec.id))

@@ -136,6 +136,9 @@ pub(super) struct LeafPlan<'a> {
     /// Whether the record names the role (false for the approval workflow's ad-hoc profile).
     pub(super) record_role: bool,
     pub(super) csr_id: Option<String>,
+    /// The subject to use as it is (renewal keeps the old certificate's); None builds it
+    /// from the approved common name and the role's subject fields.
+    pub(super) subject: Option<x509_cert::name::Name>,
 }
 
 impl Pki {
@@ -148,7 +151,7 @@ impl Pki {
         let role = self.role_for(who, role_name)?;
         let format = req.private_key_format;
         let (names, ttl) = issue_names(&role, req, self.limits())?;
-        self.issue_new_key(who, &role, names, ttl, format)
+        self.issue_new_key(who, &role, names, ttl, format, None)
     }
 
     fn issue_new_key(
@@ -158,6 +161,7 @@ impl Pki {
         names: ApprovedNames,
         ttl: Option<Ttl>,
         format: KeyFormat,
+        subject: Option<x509_cert::name::Name>,
     ) -> Result<Pending, ServiceError> {
         let spec = role.issue_key_spec()?;
         // Check the CA before spending time on a key (RSA generation takes a while).
@@ -174,6 +178,7 @@ impl Pki {
             source: CertSource::Issued,
             record_role: true,
             csr_id: None,
+            subject,
         };
         let mut pending = self.sign_and_record(who, &ca, plan, Some(&key))?;
         pending.issued.private_key_pem = Some(key.to_pem(format)?);
@@ -200,6 +205,7 @@ impl Pki {
             source: CertSource::Signed,
             record_role: true,
             csr_id: None,
+            subject: None,
         };
         self.sign_and_record(who, &ca, plan, None)
     }
@@ -213,6 +219,13 @@ impl Pki {
         req: RenewRequest,
     ) -> Result<Pending, ServiceError> {
         let old = self.cert_for(who, cert_id)?;
+        // A revoked (or held) certificate's holder must not get a fresh one by renewing it.
+        if let Some(r) = &old.revocation {
+            return Err(ServiceError::NotRenewable(format!(
+                "it is revoked ({}); issue a new certificate instead",
+                r.reason
+            )));
+        }
         let role_name = match (&old.source, &old.role) {
             (CertSource::Imported, _) | (_, None) => {
                 return Err(ServiceError::NotRenewable(
@@ -240,7 +253,21 @@ impl Pki {
             self.limits(),
         )?;
         let ttl = opt_ttl(&req.ttl, "ttl")?;
-        self.issue_new_key(who, &role, names, ttl, req.private_key_format)
+        // The same subject, as the spec says, even if the role's subject fields have changed
+        // since: its names were checked against the role as it is now just above.
+        let subject = <x509_cert::Certificate as der::Decode>::from_der(&old.certificate_der)
+            .map_err(|e| ServiceError::Internal(format!("stored certificate {cert_id}: {e}")))?
+            .tbs_certificate()
+            .subject()
+            .clone();
+        self.issue_new_key(
+            who,
+            &role,
+            names,
+            ttl,
+            req.private_key_format,
+            Some(subject),
+        )
     }
 
     /// Sign the leaf with the CA's token key, verify it, and store it durably.
@@ -272,12 +299,29 @@ impl Pki {
         let ca_key = ca.key_ref();
         let signer = self.token.signer(&ca_key);
         let issuer = Issuer::from_certificate(&ca.certificate_der, ca.key_spec, &signer)?;
-        let subject = ca::subject_name(plan.names.common_name.as_deref(), &role.subject)?;
-        let subject_is_empty =
-            plan.names.common_name.is_none() && role.subject == Default::default();
+        let (subject, subject_is_empty) = match plan.subject {
+            Some(name) => {
+                let empty = name.is_empty();
+                (name, empty)
+            }
+            None => (
+                ca::subject_name(plan.names.common_name.as_deref(), &role.subject)?,
+                plan.names.common_name.is_none() && role.subject == Default::default(),
+            ),
+        };
         let ski = profile::key_identifier(&plan.spki_der)?;
-        let key_usage = role
-            .key_usage_for(plan.key_type)
+        // RFC 4055 §1.2: an id-RSASSA-PSS key may only sign, so it gets only the signing
+        // usages the role has (digitalSignature when it has none).
+        let sign_only = profile::is_rsassa_pss_key(&plan.spki_der);
+        let mut usages = role.key_usage_for(plan.key_type);
+        if sign_only {
+            usages
+                .retain(|u| matches!(u, KeyUsage::DigitalSignature | KeyUsage::ContentCommitment));
+            if usages.is_empty() {
+                usages.push(KeyUsage::DigitalSignature);
+            }
+        }
+        let key_usage = usages
             .into_iter()
             .fold(flagset::FlagSet::default(), |acc, u| acc | key_usage_bit(u));
         let ext_key_usage = role.ext_key_usage.iter().map(|e| eku_oid(*e)).collect();
