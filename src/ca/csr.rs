@@ -27,6 +27,9 @@ pub enum CsrError {
     BadSignature(String),
     #[error("the CSR asks for a subject alternative name of a kind we do not issue ({0})")]
     UnsupportedSan(&'static str),
+    /// A key no role can allow (README "Keys"): a policy refusal, not a malformed CSR.
+    #[error("the CSR's key is {0}; only EC P-256, P-384 and RSA keys can be certified")]
+    UnsupportedKey(String),
 }
 
 /// A CSR whose self-signature verified, and what it asks for.
@@ -42,13 +45,40 @@ pub struct VerifiedCsr {
     pub uris: Vec<String>,
 }
 
+/// Refuse, by its algorithm identifier, a key we could not certify anyway (Ed25519, other
+/// curves, DSA, ...), before trying its signature: that is a 422 for the key type, where a
+/// signature we cannot check would read as a broken CSR.
+fn supported_key_algorithm(alg: &spki::AlgorithmIdentifierOwned) -> Result<(), CsrError> {
+    use const_oid::db::{rfc5912, rfc8410};
+    let oid = alg.oid;
+    if oid == rfc5912::RSA_ENCRYPTION || oid == rfc5912::ID_RSASSA_PSS {
+        return Ok(());
+    }
+    if oid == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = alg
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok());
+        return match curve {
+            Some(c) if c == rfc5912::SECP_256_R_1 || c == rfc5912::SECP_384_R_1 => Ok(()),
+            Some(c) => Err(CsrError::UnsupportedKey(format!("EC on the curve {c}"))),
+            None => Err(CsrError::Malformed("EC key without a named curve".into())),
+        };
+    }
+    let name = match oid {
+        o if o == rfc8410::ID_ED_25519 => "Ed25519".to_string(),
+        o if o == rfc8410::ID_ED_448 => "Ed448".to_string(),
+        o => format!("of the algorithm {o}"),
+    };
+    Err(CsrError::UnsupportedKey(name))
+}
+
 /// Parse a PEM (or base64-less DER in a string is not accepted) CSR and verify it.
 pub fn parse_and_verify(pem: &str) -> Result<VerifiedCsr, CsrError> {
     if pem.len() > MAX_CSR_BYTES {
         return Err(CsrError::TooLarge);
     }
-    let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
-        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let (label, der) = super::decode_pem(pem).map_err(|e| CsrError::Malformed(e.to_string()))?;
     // Some tools write the "NEW CERTIFICATE REQUEST" label.
     if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
         return Err(CsrError::Malformed(format!(
@@ -66,6 +96,7 @@ pub fn parse_and_verify(pem: &str) -> Result<VerifiedCsr, CsrError> {
         .public_key
         .to_der()
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    supported_key_algorithm(&req.info.public_key.algorithm)?;
     let sig = req
         .signature
         .as_bytes()
@@ -220,6 +251,36 @@ pub fn build_csr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ED25519_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----
+MIGUMEgCAQAwFTETMBEGA1UEAwwKZWQuZXhhbXBsZTAqMAUGAytlcAMhAJLIxbUM
+VKb9yqB20bshVdh+lghTYtGTJMDzy8fGRQSJoAAwBQYDK2VwA0EAflOCra9bLZHX
+BeZxCwMCjB0BkHPpO8FXgOeBOHOfcK9eOePQv8vvmeXPIiGOped3dtLWY226R9+K
+vmrcl4/ADw==
+-----END CERTIFICATE REQUEST-----";
+
+    const P521_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----
+MIIBVzCBuQIBADAUMRIwEAYDVQQDDAlwLmV4YW1wbGUwgZswEAYHKoZIzj0CAQYF
+K4EEACMDgYYABAE7h64WMz1ZUa8z4kknwui5DUGwduU3PJ1GiZPVIpsNj5cgnQim
+KFpGlqcZ5+v4Yhdeea66WNRygoeOAe51Vhm32wDlJ8HpvLDqvIaB/KPaZaMLg5Lh
+HBsq8hqU58EAydI/lVjZm8qmwV855euAmBjykhmH+6F9tk+XVvBAeuvYiLpBhKAA
+MAoGCCqGSM49BAMCA4GMADCBiAJCARTiZ1HgGtZvUT6o3TMi6KGK+hItgDyhvR1J
+B6GDl1CO409NBqKGf0UE0ZFPRA/b8wB3avO0jMrFQ5cphxSuDuT9AkIBxSMb9SVd
+G7NU4NZZOQkzypuhpJ4uL/k7VIE0YYpGj8E2KbRxHRr9iw+cV8G8vQxRqQRRwdVZ
+B7H6o8Ds24DsRII=
+-----END CERTIFICATE REQUEST-----";
+
+    /// A key no role can allow is a policy refusal (422 key_type_not_allowed), not a
+    /// broken CSR, even though we cannot check its signature.
+    #[test]
+    fn keys_we_cannot_certify_are_refused_as_unsupported_keys() {
+        for (pem, what) in [(ED25519_CSR, "Ed25519"), (P521_CSR, "1.3.132.0.35")] {
+            match parse_and_verify(pem) {
+                Err(CsrError::UnsupportedKey(m)) => assert!(m.contains(what), "{m}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
     use crate::keys::{DigestSigner, KeySpec, SignError, SignatureAlgorithm};
 
     struct SoftP256(p256::ecdsa::SigningKey);

@@ -26,6 +26,12 @@ pub(crate) fn extension<T: Encode + AssociatedOid>(
     })
 }
 
+/// Whether a SubjectPublicKeyInfo is an RSA key restricted to RSASSA-PSS (RFC 4055).
+pub fn is_rsassa_pss_key(spki_der: &[u8]) -> bool {
+    <spki::SubjectPublicKeyInfoRef as der::Decode>::from_der(spki_der)
+        .is_ok_and(|s| s.algorithm.oid == const_oid::db::rfc5912::ID_RSASSA_PSS)
+}
+
 /// Key identifier per RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits.
 pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
     use der::Decode;
@@ -139,8 +145,10 @@ pub fn leaf_extensions(p: &LeafProfile<'_>) -> Result<Vec<Extension>, CaError> {
         extension(true, &KeyUsage(p.key_usage))?,
     ];
     if !p.ext_key_usage.is_empty() {
+        // RFC 3161 §2.3: a time-stamping authority's extKeyUsage is critical.
+        let critical = p.ext_key_usage == [const_oid::db::rfc5280::ID_KP_TIME_STAMPING];
         exts.push(extension(
-            false,
+            critical,
             &ExtendedKeyUsage(p.ext_key_usage.clone()),
         )?);
     }

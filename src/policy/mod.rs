@@ -336,6 +336,15 @@ fn dns_shaped(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Unicode format characters that change how a name displays without being visible:
+/// soft hyphen, zero-width characters and joiners, bidi marks, embeddings, overrides and
+/// isolates, word joiner and invisible operators, and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
 /// Check every requested name against the role. The CN goes into the DNS SANs (unless
 /// excluded); a CN that is an IP address becomes an IP SAN instead.
 ///
@@ -359,6 +368,14 @@ pub fn approve_names(
         Some(cn) if cn.chars().count() > 64 => {
             return Err(PolicyError::Invalid(
                 "common_name may be at most 64 characters".into(),
+            ))
+        }
+        // Whatever enforce_hostnames says: a NUL or other control character makes
+        // `evil.com\0.www.example.com` pass as a subdomain of example.com here and read as
+        // evil.com in C code, and bidi overrides make a name display as another.
+        Some(cn) if cn.chars().any(|c| c.is_control() || is_invisible_format(c)) => {
+            return Err(PolicyError::Invalid(
+                "common_name must not contain control characters or invisible formatting characters (bidi overrides, zero-width characters)".into(),
             ))
         }
         Some(cn) => {
@@ -516,6 +533,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.dns, vec!["db.internal", "api.internal"]);
+    }
+
+    /// The null-prefix CN: with enforce_hostnames off, `evil.com\0.www.example.com` matched
+    /// `example.com` with allow_subdomains label by label.
+    #[test]
+    fn control_and_invisible_characters_in_a_cn_are_refused_even_without_enforce_hostnames() {
+        let mut r = Role::for_tests();
+        r.allowed_domains = vec!["example.com".into()];
+        r.allow_subdomains = true;
+        r.enforce_hostnames = false;
+        for bad in [
+            "evil.com\u{0}.www.example.com",
+            "bell\u{7}.example.com",
+            "moc\u{202E}.example.com",
+            "zero\u{200B}width.example.com",
+        ] {
+            let q = req(bad, &["ok.example.com"]);
+            assert!(
+                matches!(
+                    approve_names(&r, &q, &Limits::default()),
+                    Err(PolicyError::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(approve_names(&r, &req("ok.example.com", &[]), &Limits::default()).is_ok());
     }
 
     #[test]

@@ -38,9 +38,12 @@ const MAX_DAYS: u32 = 36_500;
 /// X.520 upper bound for commonName (ub-common-name).
 const MAX_CN_LEN: usize = 64;
 
-/// Names are identifiers in URLs and scripts: letters, digits, `.`, `_`, `-`.
+/// Names are identifiers in URLs and scripts: letters, digits, `.`, `_`, `-`; not `.` or
+/// `..`, which clients resolve away as path segments before the request is sent.
 pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
         && name.len() <= 128
         && name
             .bytes()
@@ -49,7 +52,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::InvalidRequest(
-            "name must be 1 to 128 characters of letters, digits, '.', '_' or '-'".into(),
+            "name must be 1 to 128 characters of letters, digits, '.', '_' or '-', and not \".\" or \"..\"".into(),
         ))
     }
 }

@@ -230,6 +230,17 @@ impl Pki {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        // RFC 3161 §2.3: a time-stamping certificate has exactly this one usage, critical.
+        if ext_key_usage.contains(&ExtKeyUsage::TimeStamping)
+            && ext_key_usage
+                .iter()
+                .any(|u| *u != ExtKeyUsage::TimeStamping)
+        {
+            return Err(invalid(
+                "ext_key_usage TimeStamping must be the only extended key usage (RFC 3161 §2.3)"
+                    .to_string(),
+            ));
+        }
 
         if req.allowed_domains.0.len() > MAX_PATTERNS || req.allowed_uri_sans.0.len() > MAX_PATTERNS
         {
