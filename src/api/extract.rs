@@ -58,7 +58,17 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
 }
 
 /// Parse JSON with our error codes: `invalid_json` for syntax, `invalid_request` for shape.
+/// Every body the API takes is an object (or `null` where a body is optional): serde's
+/// derived structs would also take an array and read it field by field, in declaration
+/// order, which no client means.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body must be a JSON object, not an array",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -196,5 +206,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         let parsed = parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()));
         wipe(bytes);
         parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        common_name: String,
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_not_an_array() {
+        assert!(parse_json::<Body>(br#"{"common_name":"a.example"}"#).is_ok());
+        let err = parse_json::<Body>(br#" ["a.example"]"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "invalid_request");
+        assert!(parse_json::<Option<Body>>(b"null").unwrap().is_none());
     }
 }

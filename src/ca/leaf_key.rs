@@ -121,7 +121,9 @@ impl LeafKey {
             .or_else(|_| rsa::PrivateKey::from_pkcs1_pem(pem))
             .map_err(|_| {
                 CaError::Invalid(
-                    "private_key_pem is not a PKCS#8, SEC 1 (EC) or PKCS#1 (RSA) private key"
+                    "private_key_pem is not a P-256, P-384 or RSA private key in PKCS#8, SEC 1 (EC) \
+                     or PKCS#1 (RSA) form; other key types (e.g. Ed25519, secp256k1) are not \
+                     supported, and an encrypted key must be decrypted first"
                         .into(),
                 )
             })?;

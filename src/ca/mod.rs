@@ -363,8 +363,13 @@ pub fn certificates_from_pem(text: &str) -> Result<Vec<Certificate>, String> {
             continue;
         }
         let n = out.len() + 1;
-        let (label, der) =
-            der::pem::decode_vec(block.as_bytes()).map_err(|e| format!("PEM block {n}: {e}"))?;
+        // Said plainly: the PEM decoder reports other text as a "preamble" error.
+        if !block.starts_with("-----BEGIN ") {
+            return Err(format!(
+                "PEM block {n}: expected \"-----BEGIN CERTIFICATE-----\", found other text"
+            ));
+        }
+        let (label, der) = decode_pem(block).map_err(|e| format!("PEM block {n}: {e}"))?;
         if label != "CERTIFICATE" {
             return Err(format!(
                 "PEM block {n} is labelled {label:?}, not CERTIFICATE"
@@ -385,6 +390,57 @@ pub fn certificates_from_pem(text: &str) -> Result<Vec<Certificate>, String> {
         return Err("no PEM CERTIFICATE block".into());
     }
     Ok(out)
+}
+
+/// One PEM block, as RFC 7468's strict form or with its base64 wrapped at another
+/// width: the PEM decoder wants 64-column lines, while OpenSSL, Java (76 columns) and
+/// tools that write one long line are read by everyone else. Blocks with headers
+/// (`Proc-Type:` of an encrypted key) are left to the decoder to refuse.
+pub fn decode_pem(block: &str) -> Result<(String, Vec<u8>), der::pem::Error> {
+    let strict = der::pem::decode_vec(block.trim().as_bytes());
+    if strict.is_ok() {
+        return strict.map(|(label, der)| (label.to_string(), der));
+    }
+    match rewrap_pem(block) {
+        Some(rewrapped) => {
+            der::pem::decode_vec(rewrapped.as_bytes()).map(|(label, der)| (label.to_string(), der))
+        }
+        None => strict.map(|(label, der)| (label.to_string(), der)),
+    }
+}
+
+/// The block with its base64 body re-wrapped at 64 columns, or None when it is not
+/// one BEGIN line, base64 lines and one END line.
+fn rewrap_pem(block: &str) -> Option<String> {
+    let mut lines = block.trim().lines().map(str::trim);
+    let begin = lines
+        .next()
+        .filter(|l| l.starts_with("-----BEGIN ") && l.ends_with("-----"))?;
+    let mut body = String::new();
+    let mut end = None;
+    for line in lines {
+        if end.is_some() {
+            return None;
+        }
+        if line.starts_with("-----END ") {
+            end = Some(line);
+        } else if line.contains(':') {
+            return None;
+        } else {
+            body.extend(line.chars().filter(|c| !c.is_whitespace()));
+        }
+    }
+    let end = end?;
+    let mut out = String::with_capacity(body.len() + body.len() / 64 + begin.len() + end.len() + 4);
+    out.push_str(begin);
+    out.push('\n');
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).ok()?);
+        out.push('\n');
+    }
+    out.push_str(end);
+    out.push('\n');
+    Some(out)
 }
 
 /// Exactly one certificate from PEM, as strictly as `certificates_from_pem`.
@@ -548,6 +604,37 @@ mod tests {
         assert!(certificates_from_pem(&format!("{one}garbage")).is_err());
         let unterminated = one.replace("-----END CERTIFICATE-----", "");
         assert!(certificate_from_pem(&unterminated).is_err());
+        assert!(certificate_from_pem("garbage")
+            .unwrap_err()
+            .contains("expected \"-----BEGIN CERTIFICATE-----\""));
+    }
+
+    /// OpenSSL reads base64 wrapped at any width; so do we (one long line, Java's 76).
+    #[test]
+    fn pem_wrapped_at_another_width_is_read() {
+        use base64::Engine;
+        let der = test_root_der();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let one_line = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            certificate_from_pem(&one_line).unwrap().to_der().unwrap(),
+            der
+        );
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let wide = format!(
+            "-----BEGIN CERTIFICATE-----\r\n{}\r\n-----END CERTIFICATE-----",
+            lines.join("\r\n")
+        );
+        assert_eq!(certificate_from_pem(&wide).unwrap().to_der().unwrap(), der);
+        // Headers (an encrypted key's) and text after the END line stay refused.
+        let headers = one_line.replace("-----\n", "-----\nProc-Type: 4,ENCRYPTED\n");
+        assert!(decode_pem(&headers).is_err());
+        assert!(decode_pem(&format!("{one_line}junk")).is_err());
+        assert!(decode_pem("-----BEGIN X-----\n\u{e9}\u{e9}\n-----END X-----").is_err());
     }
 
     #[test]
