@@ -3159,3 +3159,283 @@ fn leaves_carry_crl_and_aia_urls_when_public_base_url_is_set() {
         &[],
     );
 }
+
+// ------------------------------------------- acceptance findings (import, revoke, renew, names)
+
+/// An openssl certificate for `cn` under an openssl CA, with extra `req` arguments (a
+/// chosen serial, CA extensions): (certificate PEM, key PEM).
+fn external_cert(ca_pem: &str, ca_key: &Path, cn: &str, extra: &[&str]) -> (String, String) {
+    let d = daemon();
+    let ca = write_pem("ext-ca", ca_pem);
+    let key = d.scratch_path("ext-cert.key");
+    let cert = d.scratch_path("ext-cert.pem");
+    let subj = format!("/CN={cn}");
+    let san = format!("subjectAltName=DNS:{cn}");
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-subj",
+        &subj,
+        "-CA",
+        ca.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-days",
+        "10",
+        "-addext",
+        &san,
+    ];
+    args.extend_from_slice(extra);
+    openssl_ok(&args);
+    (common::read_to_string(&cert), common::read_to_string(&key))
+}
+
+fn revoke_serial(serial: &str) -> (u16, Value) {
+    daemon().post(
+        "/v1/pki/revoke",
+        &json!({"serial_number": serial, "reason": "key_compromise"}),
+    )
+}
+
+/// Importing a certificate this daemon issued would give its serial a second row; an
+/// outside certificate made with the same serial must not make ours unrevocable.
+#[test]
+fn a_certificate_issued_here_cannot_be_imported_and_a_borrowed_serial_does_not_block_its_revocation(
+) {
+    if !require_tool("openssl") {
+        return;
+    }
+    let (_, int) = ec_chain("imp-own");
+    let role = create_role(
+        &id_of(&int),
+        json!({"allowed_domains": ["own.test"], "allow_subdomains": true}),
+    );
+    let issued = issue_ok(&role_name(&role), &json!({"common_name": "a.own.test"}));
+    let chain = issued["ca_chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("");
+    let (st, v) = import(&json!({
+        "certificate_pem": issued["certificate"], "private_key_pem": issued["private_key"], "chain_pem": chain,
+    }));
+    assert_error(
+        "import of a certificate issued here",
+        (st, &v),
+        409,
+        "certificate_exists",
+    );
+    let int_pem = daemon()
+        .get(&format!("/v1/pki/ca/{}/certificate", id_of(&int)))
+        .1;
+    let (st, v) = import(&json!({"certificate_pem": int_pem["certificate_pem"]}));
+    assert_error(
+        "import of our own intermediate",
+        (st, &v),
+        409,
+        "certificate_exists",
+    );
+
+    // An outside certificate that borrows the serial is tracked, but revocation by that
+    // serial still reaches the certificate issued here.
+    let serial = s(&issued, "serial_number").to_string();
+    let (ca_pem, ca_key) = external_ca("Borrowed Serial CA");
+    let set_serial = format!("0x{}", serial.replace(':', ""));
+    let (twin, _) = external_cert(
+        &ca_pem,
+        &ca_key,
+        "twin.own.test",
+        &["-set_serial", &set_serial],
+    );
+    assert_eq!(openssl_serial(&twin), serial);
+    let (st, v) = import(&json!({"certificate_pem": twin}));
+    assert_eq!(
+        st, 201,
+        "import of an outside certificate with a borrowed serial -> {st} {v}"
+    );
+    let (st, v) = revoke_serial(&serial);
+    assert_eq!(st, 200, "revoke -> {st} {v}");
+    let row = get_cert_ok(&id_of(&issued));
+    assert_eq!(
+        row["is_revoked"], true,
+        "the certificate issued here is revoked: {row}"
+    );
+}
+
+#[test]
+fn a_chain_certificate_that_is_not_a_ca_is_400_invalid_chain() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let (ca_pem, ca_key) = external_ca("Not A CA Root");
+    let (leaf_pem, leaf_key_pem) = external_cert(
+        &ca_pem,
+        &ca_key,
+        "leaf.notca.test",
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    );
+    let leaf_key = write_pem("notca-leaf-key", &leaf_key_pem);
+    let (child, _) = external_cert(&leaf_pem, &leaf_key, "child.notca.test", &[]);
+    let (st, v) =
+        import(&json!({"certificate_pem": child, "chain_pem": format!("{leaf_pem}{ca_pem}")}));
+    assert_error("a leaf as issuer", (st, &v), 400, "invalid_chain");
+    // The same kind of chain through a real CA certificate is fine.
+    let (sub_pem, sub_key_pem) = external_cert(
+        &ca_pem,
+        &ca_key,
+        "sub.notca.test",
+        &[
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    let sub_key = write_pem("notca-sub-key", &sub_key_pem);
+    let (child, _) = external_cert(&sub_pem, &sub_key, "child2.notca.test", &[]);
+    let (st, v) =
+        import(&json!({"certificate_pem": child, "chain_pem": format!("{sub_pem}{ca_pem}")}));
+    assert_eq!(st, 201, "a CA as issuer -> {st} {v}");
+}
+
+/// The spec: "Issues a new cert with the same subject and SANs"; a revoked or held
+/// certificate is not renewed.
+#[test]
+fn renewal_keeps_the_subject_and_refuses_revoked_certificates() {
+    let d = daemon();
+    let ca = ec_root("renew-subj");
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allowed_domains": ["subj.test"], "allow_subdomains": true, "organization": ["Org A"]}),
+    );
+    let name = role_name(&role);
+    let old = issue_ok(&name, &json!({"common_name": "a.subj.test"}));
+    let r = d.request(
+        reqwest::Method::PUT,
+        &format!("/v1/pki/roles/{name}"),
+        Auth::Root,
+        &[],
+        Some((
+            "application/json",
+            json!({"ca_id": ca["id"], "allowed_domains": ["subj.test"], "allow_subdomains": true, "organization": ["Org B"]})
+                .to_string()
+                .into_bytes(),
+        )),
+    );
+    assert_eq!(r.status, 200, "PUT role -> {} {}", r.status, r.text());
+    let (st, new) = d.post(
+        &format!("/v1/pki/certificates/{}/renew", id_of(&old)),
+        &json!({}),
+    );
+    assert_eq!(st, 201, "renew -> {st} {new}");
+    let subject = |pem: &str| openssl_x509(pem, &["-noout", "-subject", "-nameopt", "RFC2253"]);
+    assert_eq!(
+        subject(s(&new, "certificate")),
+        subject(s(&old, "certificate"))
+    );
+    assert!(subject(s(&new, "certificate")).contains("O=Org A"));
+
+    let (st, v) = revoke_serial(s(&old, "serial_number"));
+    assert_eq!(st, 200, "revoke -> {st} {v}");
+    let (st, v) = d.post(
+        &format!("/v1/pki/certificates/{}/renew", id_of(&old)),
+        &json!({}),
+    );
+    assert_error(
+        "renewal of a revoked certificate",
+        (st, &v),
+        422,
+        "not_renewable",
+    );
+}
+
+/// The null-prefix CN and its relatives, with enforce_hostnames off.
+#[test]
+fn control_characters_in_a_common_name_are_400_even_without_enforce_hostnames() {
+    let ca = ec_root("cn-ctl");
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allowed_domains": ["example.com"], "allow_subdomains": true, "enforce_hostnames": false}),
+    );
+    for cn in [
+        "evil.com\u{0}.www.example.com",
+        "bell\u{7}.example.com",
+        "x\u{202E}moc.example.com",
+    ] {
+        let (st, v) = issue(
+            &role_name(&role),
+            &json!({"common_name": cn, "alt_names": ["ok.example.com"]}),
+        );
+        assert_error(&format!("CN {cn:?}"), (st, &v), 400, "invalid_request");
+    }
+}
+
+#[test]
+fn a_stored_key_can_be_fetched_as_pkcs8_and_the_body_is_checked() {
+    let d = daemon();
+    let ca = ec_root("pk-fmt");
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allowed_domains": ["pk.test"], "allow_subdomains": true, "store_private_keys": true}),
+    );
+    let v = issue_ok(&role_name(&role), &json!({"common_name": "a.pk.test"}));
+    let path = format!("/v1/pki/certificates/{}/private-key", id_of(&v));
+    let (st, k) = d.post(&path, &json!({"private_key_format": "pkcs8"}));
+    assert_eq!(st, 200, "{k}");
+    assert!(
+        s(&k, "private_key").starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{k}"
+    );
+    let (st, k) = d.post(&path, &json!({"bogus": 1}));
+    assert_error("unknown field", (st, &k), 400, "invalid_request");
+    let (st, k) = fetch_private_key(&id_of(&v));
+    assert_eq!(st, 200, "{k}");
+    assert!(
+        s(&k, "private_key").starts_with("-----BEGIN EC PRIVATE KEY-----"),
+        "{k}"
+    );
+}
+
+/// RFC 3161 §2.3: a time-stamping certificate's extKeyUsage is critical and alone.
+#[test]
+fn time_stamping_is_alone_and_critical() {
+    let ca = ec_root("tsa");
+    let (st, v) = daemon().post(
+        "/v1/pki/roles",
+        &role_body(
+            &id_of(&ca),
+            json!({"allow_any_name": true, "ext_key_usage": ["EmailProtection", "TimeStamping"]}),
+        ),
+    );
+    assert_error(
+        "TimeStamping with another usage",
+        (st, &v),
+        400,
+        "invalid_request",
+    );
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allow_any_name": true, "ext_key_usage": ["TimeStamping"]}),
+    );
+    let v = issue_ok(&role_name(&role), &json!({"common_name": "tsa.internal"}));
+    let text = openssl_x509(s(&v, "certificate"), &["-noout", "-text"]);
+    assert!(
+        text.contains("X509v3 Extended Key Usage: critical") && text.contains("Time Stamping"),
+        "{text}"
+    );
+    if require_tool("lint_pkix_cert") {
+        let (ok, out) = pkilint_cert(s(&v, "certificate"));
+        assert!(ok, "pkilint findings for the time-stamping leaf:\n{out}");
+    }
+}
