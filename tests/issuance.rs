@@ -3439,3 +3439,37 @@ fn time_stamping_is_alone_and_critical() {
         assert!(ok, "pkilint findings for the time-stamping leaf:\n{out}");
     }
 }
+
+/// `GET` then `PUT` of the same body, as `vault read` then `vault write` users do.
+#[test]
+fn a_role_read_with_get_can_be_put_back_unchanged() {
+    let d = daemon();
+    let ca = ec_root("role-roundtrip");
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allowed_domains": ["rt.test"], "allow_subdomains": true, "organization": ["Org"]}),
+    );
+    let name = role_name(&role);
+    let (st, got) = d.get(&format!("/v1/pki/roles/{name}"));
+    assert_eq!(st, 200, "{got}");
+    let r = d.request(
+        reqwest::Method::PUT,
+        &format!("/v1/pki/roles/{name}"),
+        Auth::Root,
+        &[],
+        Some(("application/json", got.to_string().into_bytes())),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "PUT of the GET body -> {} {}",
+        r.status,
+        r.text()
+    );
+    let put = r.json();
+    for (k, v) in got.as_object().unwrap() {
+        if k != "updated_at" {
+            assert_eq!(&put[k], v, "field {k} changed: {put}");
+        }
+    }
+}

@@ -76,6 +76,14 @@ pub struct RoleRequest {
     pub require_cn: bool,
     #[serde(default)]
     pub store_private_keys: bool,
+    /// Read-only fields of the role as GET shows it, accepted and ignored, so that a GET's
+    /// body can be edited and PUT back (as `vault read` then `vault write` works).
+    #[serde(default)]
+    #[schema(read_only, value_type = Option<String>)]
+    pub created_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[schema(read_only, value_type = Option<String>)]
+    pub updated_at: Option<serde::de::IgnoredAny>,
 }
 
 const DEFAULT_MAX_TTL: Ttl = Ttl::from_secs(720 * 3600);
