@@ -526,36 +526,12 @@ fn external_ca(cn: &str) -> (String, PathBuf) {
 
 /// A leaf for `cn` signed by an openssl CA: (certificate PEM, key PEM).
 fn external_leaf(ca_pem: &str, ca_key: &Path, cn: &str) -> (String, String) {
-    let d = daemon();
-    let ca = write_pem("ext-ca", ca_pem);
-    let key = d.scratch_path("ext-leaf.key");
-    let cert = d.scratch_path("ext-leaf.pem");
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-CA",
-        ca.to_str().unwrap(),
-        "-CAkey",
-        ca_key.to_str().unwrap(),
-        "-days",
-        "10",
-        "-addext",
-        &format!("subjectAltName=DNS:{cn}"),
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-    ]);
-    (common::read_to_string(&cert), common::read_to_string(&key))
+    external_cert(
+        ca_pem,
+        ca_key,
+        cn,
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    )
 }
 
 // ---------------------------------------------------------------- roles
