@@ -128,6 +128,35 @@ impl ExtKeyUsage {
         }
     }
 
+    /// A request's list of usages (None: serverAuth + clientAuth). RFC 3161 §2.3: a
+    /// time-stamping certificate has timeStamping as its only usage (and the profile then
+    /// marks the extension critical), so TimeStamping with anything else is refused.
+    pub fn parse_list(list: Option<&[String]>) -> Result<Vec<Self>, String> {
+        let Some(list) = list else {
+            return Ok(vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]);
+        };
+        let usages = list
+            .iter()
+            .map(|u| {
+                ExtKeyUsage::parse(u).ok_or_else(|| {
+                    format!(
+                        "ext_key_usage {u:?} is not one of {}",
+                        ExtKeyUsage::ALL.map(ExtKeyUsage::name).join(", ")
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if usages.contains(&ExtKeyUsage::TimeStamping)
+            && usages.iter().any(|u| *u != ExtKeyUsage::TimeStamping)
+        {
+            return Err(
+                "ext_key_usage TimeStamping must be the only extended key usage (RFC 3161 §2.3)"
+                    .into(),
+            );
+        }
+        Ok(usages)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ExtKeyUsage::ServerAuth => "ServerAuth",

@@ -258,21 +258,9 @@ impl Pki {
                 "validity_days must be between 1 and 36500".into(),
             ));
         }
-        let ext_key_usage = match &req.ext_key_usage {
-            None => vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
-            Some(list) => list
-                .0
-                .iter()
-                .map(|u| {
-                    ExtKeyUsage::parse(u).ok_or_else(|| {
-                        ServiceError::InvalidRequest(format!(
-                            "ext_key_usage {u:?} is not one of {}",
-                            ExtKeyUsage::ALL.map(ExtKeyUsage::name).join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
+        let ext_key_usage =
+            ExtKeyUsage::parse_list(req.ext_key_usage.as_ref().map(|l| l.0.as_slice()))
+                .map_err(ServiceError::InvalidRequest)?;
         let ca = self.ca_for(who, &req.ca_id)?;
         self.ensure_can_sign(&ca)?;
         let parsed = csr::parse_and_verify(&rec.csr_pem)?;

@@ -223,32 +223,9 @@ impl Pki {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        let ext_key_usage = match &req.ext_key_usage {
-            None => vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
-            Some(list) => list
-                .0
-                .iter()
-                .map(|u| {
-                    ExtKeyUsage::parse(u).ok_or_else(|| {
-                        invalid(format!(
-                            "ext_key_usage {u:?} is not one of {}",
-                            ExtKeyUsage::ALL.map(ExtKeyUsage::name).join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        // RFC 3161 §2.3: a time-stamping certificate has exactly this one usage, critical.
-        if ext_key_usage.contains(&ExtKeyUsage::TimeStamping)
-            && ext_key_usage
-                .iter()
-                .any(|u| *u != ExtKeyUsage::TimeStamping)
-        {
-            return Err(invalid(
-                "ext_key_usage TimeStamping must be the only extended key usage (RFC 3161 §2.3)"
-                    .to_string(),
-            ));
-        }
+        let ext_key_usage =
+            ExtKeyUsage::parse_list(req.ext_key_usage.as_ref().map(|l| l.0.as_slice()))
+                .map_err(invalid)?;
 
         if req.allowed_domains.0.len() > MAX_PATTERNS || req.allowed_uri_sans.0.len() > MAX_PATTERNS
         {
