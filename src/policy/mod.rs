@@ -236,13 +236,17 @@ impl Role {
     }
 
     /// keyUsage for a leaf with this key type: the role's bits that fit the key, and at
-    /// least digitalSignature.
-    pub fn key_usage_for(&self, key: KeyType) -> Vec<KeyUsage> {
+    /// least digitalSignature. A `sign_only` key (RSA restricted to RSASSA-PSS, RFC 4055
+    /// §1.2) keeps only the signing usages.
+    pub fn key_usage_for(&self, key: KeyType, sign_only: bool) -> Vec<KeyUsage> {
         let mut out: Vec<KeyUsage> = self
             .key_usage
             .iter()
             .copied()
             .filter(|u| u.fits(key))
+            .filter(|u| {
+                !sign_only || matches!(u, KeyUsage::DigitalSignature | KeyUsage::ContentCommitment)
+            })
             .collect();
         if out.is_empty() {
             out.push(KeyUsage::DigitalSignature);
@@ -725,9 +729,19 @@ mod tests {
         let mut r = Role::for_tests();
         r.key_usage = vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment];
         assert_eq!(
-            r.key_usage_for(KeyType::Ec),
+            r.key_usage_for(KeyType::Ec, false),
             vec![KeyUsage::DigitalSignature]
         );
-        assert_eq!(r.key_usage_for(KeyType::Rsa).len(), 2);
+        assert_eq!(r.key_usage_for(KeyType::Rsa, false).len(), 2);
+        // An RSASSA-PSS key only signs.
+        assert_eq!(
+            r.key_usage_for(KeyType::Rsa, true),
+            vec![KeyUsage::DigitalSignature]
+        );
+        r.key_usage = vec![KeyUsage::KeyEncipherment];
+        assert_eq!(
+            r.key_usage_for(KeyType::Rsa, true),
+            vec![KeyUsage::DigitalSignature]
+        );
     }
 }

@@ -310,17 +310,7 @@ impl Pki {
             ),
         };
         let ski = profile::key_identifier(&plan.spki_der)?;
-        // RFC 4055 §1.2: an id-RSASSA-PSS key may only sign, so it gets only the signing
-        // usages the role has (digitalSignature when it has none).
-        let sign_only = profile::is_rsassa_pss_key(&plan.spki_der);
-        let mut usages = role.key_usage_for(plan.key_type);
-        if sign_only {
-            usages
-                .retain(|u| matches!(u, KeyUsage::DigitalSignature | KeyUsage::ContentCommitment));
-            if usages.is_empty() {
-                usages.push(KeyUsage::DigitalSignature);
-            }
-        }
+        let usages = role.key_usage_for(plan.key_type, profile::is_rsassa_pss_key(&plan.spki_der));
         let key_usage = usages
             .into_iter()
             .fold(flagset::FlagSet::default(), |acc, u| acc | key_usage_bit(u));
