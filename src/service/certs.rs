@@ -297,7 +297,42 @@ impl Pki {
     }
 }
 
+/// A tracked certificate with a given serial: a leaf's record or one of the tenant's CA
+/// certificates.
+pub(super) struct SerialMatch {
+    pub(super) id: String,
+    pub(super) certificate_der: Vec<u8>,
+    /// Signed by one of our CAs (and so on its CRL), as opposed to imported.
+    pub(super) issued_here: bool,
+}
+
 impl Pki {
+    /// The records behind ids from `Store::ids_by_serial`; ids whose record is gone (a
+    /// crash between index and record) are left out.
+    pub(super) fn serial_matches(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<SerialMatch>, ServiceError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let found = if id.starts_with("ca_") {
+                self.store.get_ca(&id)?.map(|c| (c.certificate_der, true))
+            } else {
+                self.store
+                    .get_cert(&id)?
+                    .map(|c| (c.certificate_der, c.issuer_ca_id.is_some()))
+            };
+            if let Some((certificate_der, issued_here)) = found {
+                out.push(SerialMatch {
+                    id,
+                    certificate_der,
+                    issued_here,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the tenant tracks this very certificate already (issued, imported, or one
     /// of its CAs').
     fn already_tracked(
@@ -306,17 +341,11 @@ impl Pki {
         serial_hex: &str,
         der: &[u8],
     ) -> Result<bool, ServiceError> {
-        for id in self.store.ids_by_serial(&who.tenant, serial_hex)? {
-            let tracked = if id.starts_with("ca_") {
-                self.store.get_ca(&id)?.map(|c| c.certificate_der)
-            } else {
-                self.store.get_cert(&id)?.map(|c| c.certificate_der)
-            };
-            if tracked.as_deref() == Some(der) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let ids = self.store.ids_by_serial(&who.tenant, serial_hex)?;
+        Ok(self
+            .serial_matches(ids)?
+            .iter()
+            .any(|m| m.certificate_der == der))
     }
 }
 

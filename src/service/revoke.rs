@@ -80,19 +80,14 @@ impl Pki {
                 // An imported certificate can carry any serial, including one of ours: it
                 // must not make a certificate our CAs issued (and list on their CRLs)
                 // impossible to revoke. Among several, the one issued here is meant.
-                let mut ours = Vec::new();
-                for id in &ids {
-                    if id.starts_with("ca_")
-                        || self
-                            .store
-                            .get_cert(id)?
-                            .is_some_and(|c| c.issuer_ca_id.is_some())
-                    {
-                        ours.push(id);
-                    }
-                }
+                let ours: Vec<String> = self
+                    .serial_matches(ids)?
+                    .into_iter()
+                    .filter(|m| m.issued_here)
+                    .map(|m| m.id)
+                    .collect();
                 match ours.as_slice() {
-                    [id] => Ok((*id).clone()),
+                    [id] => Ok(id.clone()),
                     _ => Err(ServiceError::AmbiguousSerial(serial_hex.to_string())),
                 }
             }
