@@ -3449,3 +3449,19 @@ fn a_role_read_with_get_can_be_put_back_unchanged() {
         }
     }
 }
+
+/// README "Keys": a key no role can allow is 422 key_type_not_allowed, on any role.
+#[test]
+fn a_csr_with_an_ed25519_key_is_422_key_type_not_allowed() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let ca = ec_root("ed-csr");
+    let role = create_role(
+        &id_of(&ca),
+        json!({"allowed_domains": ["ed.test"], "allow_subdomains": true, "key_type": "any"}),
+    );
+    let (csr, _) = openssl_csr(&["-newkey", "ed25519"], "/CN=a.ed.test", None);
+    let (st, v) = sign(&role_name(&role), &json!({"csr_pem": csr}));
+    assert_error("Ed25519 CSR", (st, &v), 422, "key_type_not_allowed");
+}

@@ -79,9 +79,6 @@ impl From<ServiceError> for ApiError {
             E::InvalidState(_) => (StatusCode::CONFLICT, "invalid_state"),
             E::CrlNotAvailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "crl_not_available"),
             E::Policy(p) => policy_status(p),
-            E::InvalidCsr(crate::ca::csr::CsrError::UnsupportedKey(_)) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "key_type_not_allowed")
-            }
             E::InvalidCsr(_) => (StatusCode::BAD_REQUEST, "invalid_csr"),
             E::PrivateKeyNotStored(_) => (StatusCode::NOT_FOUND, "private_key_not_stored"),
             E::NotRenewable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_renewable"),

@@ -56,7 +56,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
-    InvalidCsr(#[from] crate::ca::csr::CsrError),
+    InvalidCsr(crate::ca::csr::CsrError),
     #[error("certificate {0} has no stored private key")]
     PrivateKeyNotStored(String),
     #[error("this certificate cannot be renewed: {0}")]
@@ -97,6 +97,20 @@ pub enum ServiceError {
     /// Anything unexpected. The text goes to the log; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::ca::csr::CsrError> for ServiceError {
+    /// A CSR whose key no role could allow is a policy refusal like a key the role does
+    /// not allow (422 `key_type_not_allowed`); anything else is a bad CSR.
+    fn from(e: crate::ca::csr::CsrError) -> Self {
+        use crate::ca::csr::CsrError;
+        match e {
+            CsrError::UnsupportedKey(_) => {
+                ServiceError::Policy(crate::policy::PolicyError::KeyNotAllowed(e.to_string()))
+            }
+            e => ServiceError::InvalidCsr(e),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
