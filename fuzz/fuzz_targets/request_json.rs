@@ -133,7 +133,7 @@ fn sign_and_record(
     let subject_is_empty = names.common_name.is_none() && role.subject == Default::default();
     let ski = profile::key_identifier(&spki_der)?;
     let key_usage = role
-        .key_usage_for(key_type)
+        .key_usage_for(key_type, profile::is_rsassa_pss_key(&spki_der))
         .into_iter()
         .fold(flagset::FlagSet::default(), |acc, u| acc | key_usage_bit(u));
     let ext_key_usage = role.ext_key_usage.iter().map(|e| eku_oid(*e)).collect();
