@@ -213,9 +213,16 @@ fn shutdown_signal(
             }
             let mut stdin = tokio::io::stdin();
             let mut buf = [0u8; 64];
-            while let Ok(n) = stdin.read(&mut buf).await {
-                if n == 0 {
-                    break;
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    // A signal is no reason to stop; the read goes on.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read standard input; taking it as closed");
+                        break;
+                    }
                 }
             }
         };

@@ -422,12 +422,32 @@ fn a_client_that_never_completes_the_handshake_is_dropped() {
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 64];
-    let n = tcp.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the server sent something to a silent client");
+    // A signal to this process can end the read early; only the server's close counts.
+    let ended = loop {
+        match tcp.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
     let took = started.elapsed();
+    // What the daemon did with the connection, should the timing be wrong.
+    let why = || {
+        format!(
+            "daemon exit status: {:?}\nits connection log:\n{}",
+            d.wait_exit(Duration::ZERO),
+            d.log_lines("api::serve")
+        )
+    };
+    match &ended {
+        Ok(0) => {}
+        // A reset is a close too (the server drops a socket it never read from).
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the silent client got {other:?} after {took:?}\n{}", why()),
+    }
     assert!(
         took >= Duration::from_millis(800) && took < Duration::from_secs(5),
-        "{took:?}"
+        "the server closed after {took:?} ({ended:?})\n{}",
+        why()
     );
     assert!(handshake_failures(&d, &pki) >= 1.0);
 }
