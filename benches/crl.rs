@@ -355,6 +355,7 @@ fn principal() -> Principal {
         tenant: "default".into(),
         capabilities: vec![],
         expires_at: None,
+        party: "tok_bench".into(),
     }
 }
 

@@ -691,6 +691,132 @@ fn a_token_grants_only_what_it_holds_in_its_own_tenant() {
 }
 
 #[test]
+fn a_token_revokes_only_tokens_it_could_have_made() {
+    let w = world();
+    let d = &w.d;
+    let revoke = |id: &Value, by: &str| {
+        req(
+            d,
+            Method::DELETE,
+            &format!("/v1/auth/tokens/{}", id.as_str().unwrap()),
+            Auth::Bearer(by),
+            None,
+        )
+    };
+    // `sys` can be granted only in the root's own tenant.
+    let sys = make_token(d, None, "default", &["sys"], None);
+    let admin = secret(&make_token(d, None, "default", &["admin"], None));
+    // `admin` covers everything in its tenant but `sys`: it could not have made this one.
+    let (st, v) = revoke(&sys["id"], &admin);
+    assert_error("admin revokes sys", (st, &v), 403, "missing_capability");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("sys"),
+        "the 403 must name sys: {v}"
+    );
+    let (st, v) = req(
+        d,
+        Method::GET,
+        "/v1/auth/tokens/self",
+        Auth::Bearer(&secret(&sys)),
+        None,
+    );
+    assert_eq!(st, 200, "the sys token still works: {v}");
+    // What it could have made, it may revoke.
+    let peer = make_token(d, None, "default", &["admin", "audit:read"], None);
+    let (st, v) = revoke(&peer["id"], &admin);
+    assert_eq!(st, 204, "{v}");
+    // `sys` grants anything but `sys` in any tenant, so it revokes another tenant's admin.
+    let t = make_tenant(d, "rvk");
+    let theirs = make_token(d, None, &t, &["admin"], None);
+    let (st, v) = revoke(&theirs["id"], &secret(&sys));
+    assert_eq!(st, 204, "{v}");
+    // The bootstrap token stays out of reach, whoever asks.
+    let (st, root) = d.get("/v1/auth/tokens/self");
+    assert_eq!(st, 200);
+    let (st, v) = revoke(&root["id"], &admin);
+    assert_error("admin revokes bootstrap", (st, &v), 409, "invalid_state");
+    let (st, v) = revoke(&root["id"], &secret(&sys));
+    assert_error("sys revokes bootstrap", (st, &v), 409, "invalid_state");
+    // Revoking itself is always allowed; the root may revoke the sys token.
+    let (st, v) = revoke(&sys["id"], &d.root_token);
+    assert_eq!(st, 204, "{v}");
+}
+
+#[test]
+fn a_token_ttl_is_a_duration_string_or_a_number_of_seconds() {
+    let w = world();
+    let d = &w.d;
+    let at = |v: &Value, k: &str| {
+        time::OffsetDateTime::parse(
+            v[k].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    for ttl in [json!(60), json!(60.0), json!("60"), json!("1m")] {
+        let (st, v) = d.post(
+            "/v1/auth/tokens",
+            &json!({"name": "n", "capabilities": ["read"], "ttl": ttl}),
+        );
+        assert_eq!(st, 201, "ttl {ttl}: {v}");
+        assert_eq!(
+            at(&v, "expires_at") - at(&v, "created_at"),
+            time::Duration::seconds(60),
+            "ttl {ttl}: {v}"
+        );
+    }
+    for bad in [json!(0), json!(-1), json!(1.5), json!("soon"), json!(true)] {
+        let (st, v) = d.post(
+            "/v1/auth/tokens",
+            &json!({"name": "n", "capabilities": ["read"], "ttl": bad}),
+        );
+        assert_error(&format!("ttl {bad}"), (st, &v), 400, "invalid_request");
+    }
+    // The document says so too: the ttl schema admits a number.
+    let (st, doc) = d.get_with("/v1/openapi.json", Auth::None);
+    assert_eq!(st, 200);
+    let mut ttl = doc["components"]["schemas"]["CreateTokenRequest"]["properties"]["ttl"].clone();
+    let text = ttl.to_string();
+    if let Some(r) = text
+        .split("#/components/schemas/")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+    {
+        ttl = doc["components"]["schemas"][r].clone();
+    }
+    assert!(ttl.to_string().contains("\"integer\""), "{ttl}");
+}
+
+#[test]
+fn token_names_refuse_control_and_invisible_characters() {
+    let w = world();
+    let d = &w.d;
+    for bad in [
+        "a\u{0}b",
+        "line\nbreak",
+        "tab\there",
+        "\u{202e}gnp.exe",
+        "zero\u{200b}width",
+        "\u{feff}bom",
+        "del\u{7f}",
+    ] {
+        let (st, v) = d.post(
+            "/v1/auth/tokens",
+            &json!({"name": bad, "capabilities": ["read"]}),
+        );
+        assert_error(&format!("name {bad:?}"), (st, &v), 400, "invalid_request");
+    }
+    // Letters of any script, spaces and punctuation are fine.
+    let name = "Jürgen's laptop (CI) – 東京";
+    let (st, v) = d.post(
+        "/v1/auth/tokens",
+        &json!({"name": name, "capabilities": ["read"]}),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["name"], name);
+}
+
+#[test]
 fn four_eyes_lets_a_second_token_approve() {
     let setup = new_daemon_setup("[csr]\nfour_eyes = true").expect("setup");
     let d = start_daemon_on(&setup).expect("daemon");

@@ -108,7 +108,8 @@ pub async fn token_self(
     params(("id" = String, Path, description = "Token id (`tok_…`)")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "`token_not_found`, or not the caller's and the caller lacks `admin`"),
+        (status = 403, description = "`missing_capability`: not the caller's and the caller lacks `admin`, or the token holds a capability the caller could not grant"),
+        (status = 404, description = "`token_not_found`, also for another tenant's token"),
         (status = 409, description = "`invalid_state`: the bootstrap token cannot be revoked through the API"),
     ))]
 pub async fn revoke_token(

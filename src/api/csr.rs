@@ -185,7 +185,7 @@ pub struct ApproveRequest {}
     responses(
         (status = 200, description = "Approved", body = super::openapi::Csr),
         (status = 400, description = "`invalid_json`, `invalid_request` (a body other than `{}`)"),
-        (status = 403, description = "`four_eyes`: the token that imported it may not approve it; or `missing_capability`"),
+        (status = 403, description = "`four_eyes`: a token of the party that imported or generated it may not approve it; or `missing_capability`"),
         (status = 404, description = "`csr_not_found`"),
         (status = 409, description = "`invalid_state`: not pending"),
     ))]

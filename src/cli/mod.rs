@@ -164,8 +164,10 @@ pub(crate) fn operator(tenant: &str) -> Principal {
         .or_else(|_| std::env::var("USER"))
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
+    let token_id = format!("cli:{user}");
     Principal {
-        token_id: format!("cli:{user}"),
+        party: token_id.clone(),
+        token_id,
         tenant: tenant.to_string(),
         capabilities: vec!["sys".into(), "admin".into()],
         expires_at: None,

@@ -372,7 +372,7 @@ fn dns_shaped(n: &str) -> bool {
 /// Unicode format characters that change how a name displays without being visible:
 /// soft hyphen, zero-width characters and joiners, bidi marks, embeddings, overrides and
 /// isolates, word joiner and invisible operators, and the byte-order mark.
-fn is_invisible_format(c: char) -> bool {
+pub fn is_invisible_format(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')

@@ -16,8 +16,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::access::{self, Capability};
+use super::input::DurationInput;
 use super::{Pki, ServiceError};
-use crate::policy::Ttl;
+use crate::policy::{is_invisible_format, Ttl};
 use crate::store::{ApiTokenRecord, StoreError, TenantRecord};
 use crate::types::{new_id, now};
 
@@ -32,6 +33,8 @@ pub struct Principal {
     pub capabilities: Vec<String>,
     /// None: never.
     pub expires_at: Option<OffsetDateTime>,
+    /// Whom the token acts for, as four-eyes compares it (see [`Pki::party_of`]).
+    pub party: String,
 }
 
 impl Principal {
@@ -65,16 +68,21 @@ pub const DEFAULT_TOKEN_TTL: &str = "768h";
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
+    /// No control characters, no invisible formatting characters (as for common names).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]*$"
+    )]
     pub name: String,
     #[serde(default)]
     #[schema(pattern = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
     pub tenant: Option<String>,
     #[schema(schema_with = crate::service::schema::capabilities)]
     pub capabilities: Vec<String>,
+    /// Like every other duration: `"720h"`, `"60"` or `60`.
     #[serde(default)]
-    #[schema(schema_with = crate::service::schema::duration_text, nullable)]
-    pub ttl: Option<String>,
+    pub ttl: Option<DurationInput>,
 }
 
 /// A token just made: the record and its secret, which is shown this once.
@@ -108,14 +116,59 @@ fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-fn principal_of(rec: ApiTokenRecord) -> Principal {
+fn principal_of(rec: ApiTokenRecord, party: String) -> Principal {
     Principal {
         token_id: rec.id,
         tenant: rec.tenant,
         capabilities: rec.capabilities,
         expires_at: rec.expires_at,
+        party,
     }
 }
+
+/// Does a token holding `caps` start a new party with each token it mints? An `admin` or
+/// `sys` token may mint tokens for other people anyway, so what it mints acts for someone
+/// else; what any other token mints acts for its minter, however deep the chain.
+fn mints_new_party(caps: &[String]) -> bool {
+    access::holds(caps, &Capability::Admin) || access::holds(caps, &Capability::Sys)
+}
+
+/// Could `who` grant `c` to a token (in another tenant when `cross_tenant`)? A `sys`
+/// token grants anything but `sys`, and `sys` only in its own tenant; any other token
+/// only what it holds. The rule for revoking too: a token undoes only what it could make.
+fn may_grant(who: &Principal, c: &Capability, cross_tenant: bool) -> bool {
+    if *c == Capability::Sys {
+        !cross_tenant && who.holds(c)
+    } else {
+        who.holds(&Capability::Sys) || who.holds(c)
+    }
+}
+
+/// 403 naming every capability of `caps` that `who` could not grant.
+fn require_grantable(
+    who: &Principal,
+    caps: &[Capability],
+    cross_tenant: bool,
+) -> Result<(), ServiceError> {
+    let missing: Vec<String> = caps
+        .iter()
+        .filter(|c| !may_grant(who, c, cross_tenant))
+        .map(|c| match c {
+            // No token holds this: like any grant beyond the granter's, a 403.
+            Capability::Sys if cross_tenant => "sys in another tenant".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::MissingCapability(missing.join(", ")))
+    }
+}
+
+/// How many `created_by` links [`Pki::party_of`] follows. Ids are never reused, so a
+/// chain cannot loop; the bound only keeps a damaged store from costing more.
+const MAX_PARTY_DEPTH: usize = 64;
 
 impl Pki {
     /// Find the caller by bearer secret. The secret is looked up by its SHA-256, so no
@@ -135,12 +188,52 @@ impl Pki {
         if rec.expires_at.is_some_and(|t| t <= now()) {
             return Err(AuthFailure::Expired);
         }
-        Ok(principal_of(rec))
+        let party = match self.party_of(&rec) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the token store");
+                return Err(AuthFailure::Unknown);
+            }
+        };
+        Ok(principal_of(rec, party))
+    }
+
+    /// The party a token acts for. Stored on every record made since parties exist; for
+    /// an older record, found the way `create_token` would have set it: follow
+    /// `created_by` up to the first token that was minted by an `admin` or `sys` token,
+    /// or by nobody (the bootstrap token), or whose maker is gone. That token's id is the
+    /// party.
+    pub fn party_of(&self, rec: &ApiTokenRecord) -> Result<String, StoreError> {
+        let mut cur = rec.clone();
+        for _ in 0..MAX_PARTY_DEPTH {
+            if let Some(p) = cur.party {
+                return Ok(p);
+            }
+            let Some(maker_id) = cur.created_by.as_deref() else {
+                return Ok(cur.id);
+            };
+            match self.store.api_token_by_id(maker_id)? {
+                Some(maker) if !mints_new_party(&maker.capabilities) => cur = maker,
+                _ => return Ok(cur.id),
+            }
+        }
+        Ok(cur.id)
+    }
+
+    /// The party of the token with this id, revoked or expired or not: what a token asked
+    /// for stays its party's. An id without a record (the host operator, `cli:<user>`)
+    /// is a party of its own.
+    pub fn party_of_token(&self, id: &str) -> Result<String, ServiceError> {
+        Ok(match self.store.api_token_by_id(id)? {
+            Some(rec) => self.party_of(&rec)?,
+            None => id.to_string(),
+        })
     }
 
     /// Make a token. The caller may grant only capabilities it holds, and only in its own
     /// tenant; a `sys` token may make tokens in any tenant, with any capability but `sys`.
-    /// The new token expires no later than the caller's.
+    /// The new token expires no later than the caller's. Made by an `admin` or `sys`
+    /// token it is a new party; made by any other token it acts for its maker's party.
     pub fn create_token(
         &self,
         who: &Principal,
@@ -150,6 +243,16 @@ impl Pki {
         if name.is_empty() || name.chars().count() > 128 {
             return Err(ServiceError::InvalidRequest(
                 "name must be 1 to 128 characters".into(),
+            ));
+        }
+        // Names show up in lists, logs and terminals: a newline forges a log line, a bidi
+        // override makes `exe.png` read as `gnp.exe`.
+        if name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
+            return Err(ServiceError::InvalidRequest(
+                "name must not contain control characters or invisible formatting characters (bidi overrides, zero-width characters)".into(),
             ));
         }
         if req.capabilities.is_empty() {
@@ -170,20 +273,12 @@ impl Pki {
                 });
             }
         }
-        for c in &caps {
-            let by_sys = who.holds(&Capability::Sys) && *c != Capability::Sys;
-            if !by_sys {
-                who.require(c)?;
-            }
-            if cross_tenant && *c == Capability::Sys {
-                // No token holds this: like any grant beyond the granter's, a 403.
-                return Err(ServiceError::MissingCapability(
-                    "sys in another tenant".into(),
-                ));
-            }
-        }
-        let ttl = Ttl::parse(req.ttl.as_deref().unwrap_or(DEFAULT_TOKEN_TTL))
-            .map_err(|e| ServiceError::InvalidRequest(format!("ttl: {e}")))?;
+        require_grantable(who, &caps, cross_tenant)?;
+        let ttl = match &req.ttl {
+            Some(t) => t.parse("ttl")?,
+            None => Ttl::parse(DEFAULT_TOKEN_TTL)
+                .map_err(|e| ServiceError::Internal(format!("default token ttl: {e}")))?,
+        };
         if ttl.as_secs() == 0 {
             return Err(ServiceError::InvalidRequest("ttl must be positive".into()));
         }
@@ -193,8 +288,14 @@ impl Pki {
             expires = expires.min(parent);
         }
         let secret = new_secret()?;
+        let id = new_id("tok");
+        let party = if mints_new_party(&who.capabilities) {
+            id.clone()
+        } else {
+            who.party.clone()
+        };
         let record = ApiTokenRecord {
-            id: new_id("tok"),
+            id,
             name: name.to_string(),
             tenant,
             capabilities: caps.iter().map(ToString::to_string).collect(),
@@ -202,6 +303,7 @@ impl Pki {
             expires_at: Some(expires),
             revoked_at: None,
             created_by: Some(who.token_id.clone()),
+            party: Some(party),
         };
         self.store
             .insert_api_token(&hash_secret(&secret), &record)?;
@@ -230,7 +332,9 @@ impl Pki {
     }
 
     /// Revoke a token at once: the caller's own, or any of its tenant's with `admin`
-    /// (any tenant's with `sys`). Another tenant's token is "not found".
+    /// (any tenant's with `sys`), provided the caller could have made it: it holds every
+    /// capability the token holds, so `admin` cannot revoke a `sys` token. Another
+    /// tenant's token is "not found".
     pub fn revoke_token(&self, who: &Principal, id: &str) -> Result<ApiTokenRecord, ServiceError> {
         let not_found = || ServiceError::NotFound {
             kind: "token",
@@ -249,6 +353,13 @@ impl Pki {
                 "the bootstrap admin token cannot be revoked through the API".into(),
             ));
         }
+        // Strings that are no capability grant nothing, so they need nothing to revoke.
+        let caps: Vec<Capability> = rec
+            .capabilities
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        require_grantable(who, &caps, rec.tenant != who.tenant)?;
         self.store
             .revoke_api_token(id, now())?
             .ok_or_else(not_found)
@@ -304,8 +415,9 @@ impl Pki {
         let secret = new_secret()?;
         write_secret_file(&self.settings.data_dir.join(ROOT_TOKEN_FILE), &secret)
             .map_err(|e| ServiceError::Internal(format!("writing the root token file: {e}")))?;
+        let id = new_id("tok");
         let rec = ApiTokenRecord {
-            id: new_id("tok"),
+            id: id.clone(),
             name: "bootstrap admin".into(),
             tenant: DEFAULT_TENANT.into(),
             capabilities: vec!["sys".into(), "admin".into()],
@@ -313,6 +425,7 @@ impl Pki {
             expires_at: None,
             revoked_at: None,
             created_by: None,
+            party: Some(id),
         };
         self.store
             .insert_bootstrap_token(&hash_secret(&secret), &rec)?;

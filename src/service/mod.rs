@@ -81,7 +81,7 @@ pub enum ServiceError {
     InvalidState(String),
     #[error("a trust anchor with this {0} already exists in the tenant")]
     TrustAnchorExists(String),
-    #[error("four-eyes rule: the token that imported a CSR may not approve it")]
+    #[error("four-eyes rule: a CSR may not be approved by the party that asked for it (its token, or a token of the same party: minted by it or by the same non-admin token)")]
     FourEyes,
     #[error("no CRL has been published yet for CA {0}")]
     CrlNotAvailable(String),

@@ -69,11 +69,6 @@ impl PartialSchema for StringList {
 }
 impl ToSchema for StringList {}
 
-/// `ttl` of a new API token: a duration string only.
-pub fn duration_text() -> Schema {
-    duration_string().build().into()
-}
-
 /// `capabilities` of a new API token.
 pub fn capabilities() -> Schema {
     ArrayBuilder::new()

@@ -58,6 +58,12 @@ pub struct ApiTokenRecord {
     /// The token that made this one.
     #[serde(default)]
     pub created_by: Option<String>,
+    /// The party (person or service) this token acts for: the id of the token that
+    /// started the party. Four-eyes compares parties, not token ids, so a token cannot
+    /// approve its own request through a child it minted. None in records made before
+    /// parties existed; the service derives one from `created_by` for those.
+    #[serde(default)]
+    pub party: Option<String>,
 }
 
 /// A tenant: the unit of isolation. Every object belongs to exactly one.
