@@ -1,6 +1,7 @@
 //! `GET /v1/sys/backup`: a consistent snapshot of the metadata store, streamed.
 //!
 //! CA keys are not in it (they never leave the token); see README "Backup and restore".
+//! It is signed by the audit key in the token; `restore` checks that signature.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -12,7 +13,7 @@ use super::extract::Caller;
 use super::{blocking, AppState};
 
 #[utoipa::path(get, path = "/v1/sys/backup", tag = "sys", operation_id = "backup",
-    responses((status = 200, description = "A consistent snapshot of the metadata store, one JSON object per line (README, \"Backup and restore\")",
+    responses((status = 200, description = "A consistent snapshot of the metadata store, one JSON object per line, signed by the audit key in the token (README, \"Backup and restore\")",
         content_type = "application/x-ndjson", body = String)))]
 /// Needs `sys` (see `authz`).
 pub async fn backup(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
@@ -20,8 +21,13 @@ pub async fn backup(State(st): State<AppState>, Caller(who): Caller) -> Result<R
     let token_id = who.token_id.clone();
     let started = std::time::Instant::now();
     let (file, summary) = blocking(move || pki.backup_snapshot()).await?;
+    let key_sha256 = summary
+        .signature
+        .as_ref()
+        .map(|s| s.key_sha256.clone())
+        .unwrap_or_default();
     tracing::info!(token_id = %token_id, entries = summary.entries, files = summary.files,
-        bytes = summary.bytes, sha256 = %summary.sha256,
+        bytes = summary.bytes, sha256 = %summary.sha256, key_sha256 = %key_sha256,
         snapshot_ms = started.elapsed().as_millis() as u64, "backup taken");
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     let name = format!(
@@ -40,6 +46,9 @@ pub async fn backup(State(st): State<AppState>, Caller(who): Caller) -> Result<R
     }
     if let Ok(v) = HeaderValue::from_str(&summary.sha256) {
         h.insert("x-scaivault-backup-sha256", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&key_sha256) {
+        h.insert("x-scaivault-backup-key-sha256", v);
     }
     Ok(resp)
 }

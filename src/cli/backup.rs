@@ -1,6 +1,8 @@
-//! `scaivault-pki backup` and `restore`: the metadata store to one checksummed file and
-//! back. While the daemon runs it holds the store, so the backup comes through its API;
-//! a stopped daemon's data directory is read directly.
+//! `scaivault-pki backup` and `restore`: the metadata store to one signed file and back.
+//! While the daemon runs it holds the store, so the backup comes through its API; a
+//! stopped daemon's data directory is read directly. Either way the file is signed by the
+//! audit key in the token, so both `backup` without `--url` and `restore` need the
+//! configuration (`--config`) to reach the token.
 
 use std::fs;
 use std::io::Write;
@@ -10,12 +12,13 @@ use clap::Args;
 use serde_json::json;
 
 use super::{
-    load_config, operator, plain, read_text_file, record_step, store_error, CliError, CmdResult,
-    Outcome, Report,
+    load_config, open_pki, open_token, operator, plain, read_text_file, record_step, CliError,
+    CmdResult, Outcome, Report,
 };
+use scaivault_pki::config::Config;
 use scaivault_pki::service::auth::DEFAULT_TENANT;
+use scaivault_pki::service::backup::{self as service_backup, Authenticity, RestoreError};
 use scaivault_pki::store::backup::{self as store_backup, BackupSummary};
-use scaivault_pki::store::Store;
 
 #[derive(Args)]
 pub struct BackupArgs {
@@ -31,10 +34,11 @@ pub struct BackupArgs {
     /// A CA certificate (PEM) to trust for an https:// URL (with --url).
     #[arg(long, requires = "url", value_name = "FILE")]
     ca_file: Option<PathBuf>,
-    /// Back up the data directory of a stopped daemon.
-    #[arg(long, conflicts_with = "config", value_name = "DIR")]
+    /// With --config: back up this data directory instead of the configured one.
+    #[arg(long, requires = "config", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Back up the data directory named in this configuration file (daemon stopped).
+    /// Back up the data directory of a stopped daemon with this configuration file, whose
+    /// token signs the backup.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -44,31 +48,40 @@ pub struct RestoreArgs {
     /// The backup file.
     #[arg(long = "in", value_name = "FILE")]
     input: PathBuf,
-    /// The data directory to restore into; it must be absent or empty.
-    #[arg(long, conflicts_with = "config", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Restore into the data directory named in this configuration file.
+    /// The daemon's configuration file: its token checks the backup's signature, and the
+    /// backup is restored into its data directory (unless --data-dir says otherwise).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Only check the backup (structure, counts, checksum); write nothing.
+    /// With --config: restore into this data directory (absent or empty) instead.
+    #[arg(long, requires = "config", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Only check the backup, write nothing: structure, counts and checksum, and with
+    /// --config also its signature in the token.
     #[arg(long)]
     check: bool,
+    /// Accept a backup without a signature (format version 1, written before backups were
+    /// signed). Nothing shows such a file was not altered: use it only for a file you
+    /// trust. A bad signature is never accepted.
+    #[arg(long)]
+    accept_unsigned: bool,
 }
 
-fn data_dir_of(
-    data_dir: Option<PathBuf>,
-    config: Option<&Path>,
-) -> Result<Option<PathBuf>, CliError> {
-    match (data_dir, config) {
-        (Some(d), _) => Ok(Some(d)),
-        (None, Some(c)) => Ok(Some(load_config(c)?.data_dir)),
-        (None, None) => Ok(None),
+/// The configuration, with `--data-dir` in place of its data directory when given.
+fn config_with_data_dir(config: &Path, data_dir: Option<PathBuf>) -> Result<Config, CliError> {
+    let mut cfg = load_config(config)?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
     }
+    Ok(cfg)
 }
 
 fn summary_text(verb: &str, file: &Path, s: &BackupSummary) -> String {
+    let signed = match &s.signature {
+        Some(sig) => format!("signed by the audit key with SHA-256 {}", sig.key_sha256),
+        None => format!("NOT signed (format version {})", s.version),
+    };
     format!(
-        "{verb} {} ({} bytes): {} trees, {} entries, {} CRL files, taken {} by {}\n  SHA-256 (as recorded in the file): {}\n",
+        "{verb} {} ({} bytes): {} trees, {} entries, {} CRL files, taken {} by {}\n  SHA-256 (as recorded in the file): {}\n  {signed}\n",
         file.display(),
         s.bytes,
         s.trees,
@@ -78,6 +91,27 @@ fn summary_text(verb: &str, file: &Path, s: &BackupSummary) -> String {
         s.producer,
         s.sha256
     )
+}
+
+fn authenticity_text(a: &Authenticity) -> String {
+    match a {
+        Authenticity::Verified { key_sha256 } => format!(
+            "  The signature verifies with the audit key in the token (SHA-256 {key_sha256}).\n"
+        ),
+        Authenticity::UnsignedAccepted => "  WARNING: the backup is NOT signed and was accepted \
+             only because of --accept-unsigned; nothing shows it was not altered.\n"
+            .to_string(),
+    }
+}
+
+/// A refused restore in words, with what the operator can do about an unsigned file.
+fn restore_error(e: RestoreError) -> CliError {
+    match e {
+        RestoreError::Unsigned => CliError::failed(format!(
+            "{e}; restore it only if you trust where it was kept, with --accept-unsigned"
+        )),
+        other => CliError::failed(other.to_string()),
+    }
 }
 
 /// `FILE.partial`, created fresh with mode 0600: a backup holds token hashes and sealed keys.
@@ -119,18 +153,16 @@ pub fn backup(args: BackupArgs) -> CmdResult {
             out.display()
         ))));
     }
-    let result = match &args.url {
-        Some(url) => backup_online(url, &args),
-        None => {
-            let dir = data_dir_of(args.data_dir.clone(), args.config.as_deref()).map_err(plain)?;
-            match dir {
-                Some(d) => backup_offline(&d, &out),
-                None => Err(CliError::usage(
-                    "say where to back up from: --url URL --token-file FILE for a running daemon, \
-                     or --data-dir DIR (or --config FILE) for a stopped one",
-                )),
-            }
+    let result = match (&args.url, &args.config) {
+        (Some(url), _) => backup_online(url, &args),
+        (None, Some(config)) => {
+            let cfg = config_with_data_dir(config, args.data_dir.clone()).map_err(plain)?;
+            backup_offline(&cfg, &out)
         }
+        (None, None) => Err(CliError::usage(
+            "say where to back up from: --url URL --token-file FILE for a running daemon, \
+             or --config FILE for a stopped one (its token signs the backup)",
+        )),
     };
     match result {
         Ok((summary, source)) => {
@@ -153,25 +185,15 @@ pub fn backup(args: BackupArgs) -> CmdResult {
     }
 }
 
-fn backup_offline(data_dir: &Path, out: &Path) -> Result<(BackupSummary, &'static str), CliError> {
-    let store_dir = data_dir.join("store");
-    if !store_dir.is_dir() {
-        return Err(CliError::failed(format!(
-            "there is no store in {}",
-            data_dir.display()
-        )));
-    }
-    let store = Store::open(&store_dir).map_err(|e| {
-        store_error(
-            e,
-            "back it up through the daemon with --url URL --token-file FILE",
-        )
-    })?;
+fn backup_offline(cfg: &Config, out: &Path) -> Result<(BackupSummary, &'static str), CliError> {
+    let pki = open_pki(
+        cfg,
+        "back it up through the daemon with --url URL --token-file FILE",
+    )?;
     let (partial, file) = partial_file(out)?;
     let written = {
         let mut w = std::io::BufWriter::new(file);
-        store
-            .backup(&mut w)
+        pki.backup_to(&mut w)
             .map_err(|e| CliError::failed(format!("the backup failed: {e}")))
             .and_then(|s| {
                 w.flush()
@@ -180,7 +202,7 @@ fn backup_offline(data_dir: &Path, out: &Path) -> Result<(BackupSummary, &'stati
                     .map(|()| s)
             })
     };
-    drop(store);
+    drop(pki);
     if let Err(e) = written {
         let _ = fs::remove_file(&partial);
         return Err(e);
@@ -254,28 +276,34 @@ fn backup_online(url: &str, args: &BackupArgs) -> Result<(BackupSummary, &'stati
             "the backup received is not the one the daemon announced; it was removed",
         ));
     }
+    if summary.signature.is_none() {
+        tracing::warn!(
+            "the daemon sent an unsigned backup (it predates signed backups); restore refuses \
+             it without --accept-unsigned"
+        );
+    }
     Ok((summary, "daemon"))
 }
 
 pub fn restore(args: RestoreArgs) -> CmdResult {
     let who = operator(DEFAULT_TENANT);
     if args.check {
-        let s = store_backup::verify(&args.input)
-            .map_err(|e| plain(CliError::failed(e.to_string())))?;
-        return Ok(Report {
-            json: json!({ "file": args.input, "backup": s, "restored": false }),
-            text: summary_text("Checked", &args.input, &s),
-        });
+        return check(&args);
     }
-    let data_dir = data_dir_of(args.data_dir, args.config.as_deref())
-        .map_err(plain)?
-        .ok_or_else(|| {
-            plain(CliError::usage(
-                "say where to restore to: --data-dir DIR or --config FILE",
-            ))
-        })?;
-    match store_backup::restore(&args.input, &data_dir) {
-        Ok(s) => {
+    let Some(config) = &args.config else {
+        return Err(plain(CliError::usage(
+            "say which daemon to restore for with --config FILE: its token checks the \
+             backup's signature, and the backup goes into its data directory (or --data-dir DIR)",
+        )));
+    };
+    let cfg = config_with_data_dir(config, args.data_dir.clone()).map_err(plain)?;
+    let data_dir = cfg.data_dir.clone();
+    let restored = open_token(&cfg).and_then(|token| {
+        service_backup::restore(&token, &args.input, &data_dir, args.accept_unsigned)
+            .map_err(restore_error)
+    });
+    match restored {
+        Ok((s, auth)) => {
             record_step(
                 None,
                 &who,
@@ -284,6 +312,7 @@ pub fn restore(args: RestoreArgs) -> CmdResult {
                 Outcome::Ok,
             );
             let mut text = summary_text("Restored", &args.input, &s);
+            text.push_str(&authenticity_text(&auth));
             text.push_str(&format!(
                 "  into {}. Start the daemon on the same token; put the admin token's secret \
                  back in {} if you use it (backups hold only token hashes).\n",
@@ -291,14 +320,43 @@ pub fn restore(args: RestoreArgs) -> CmdResult {
                 data_dir.join("root-token").display()
             ));
             Ok(Report {
-                json: json!({ "file": args.input, "data_dir": data_dir, "backup": s, "restored": true }),
+                json: json!({ "file": args.input, "data_dir": data_dir, "backup": s,
+                    "signature": auth, "restored": true }),
                 text,
             })
         }
         Err(e) => {
-            let msg = e.to_string();
-            record_step(None, &who, "restore", None, Outcome::Failed(&msg));
-            Err(plain(CliError::failed(msg)))
+            record_step(None, &who, "restore", None, Outcome::Failed(&e.message));
+            Err(plain(e))
         }
     }
+}
+
+/// `restore --check`: with --config, everything a restore checks; without, the file's
+/// integrity only (anyone who can write the file can make that pass), and it says so.
+fn check(args: &RestoreArgs) -> CmdResult {
+    let Some(config) = &args.config else {
+        let s = store_backup::verify(&args.input)
+            .map_err(|e| plain(CliError::failed(e.to_string())))?;
+        let mut text = summary_text("Checked", &args.input, &s);
+        text.push_str(
+            "  Integrity only: the signature was not checked (add --config FILE to check it \
+             with the token's audit key).\n",
+        );
+        return Ok(Report {
+            json: json!({ "file": args.input, "backup": s,
+                "signature": { "status": "not_checked" }, "restored": false }),
+            text,
+        });
+    };
+    let cfg = load_config(config).map_err(plain)?;
+    let token = open_token(&cfg).map_err(plain)?;
+    let (s, auth) = service_backup::check(&token, &args.input, args.accept_unsigned)
+        .map_err(|e| plain(restore_error(e)))?;
+    let mut text = summary_text("Checked", &args.input, &s);
+    text.push_str(&authenticity_text(&auth));
+    Ok(Report {
+        json: json!({ "file": args.input, "backup": s, "signature": auth, "restored": false }),
+        text,
+    })
 }

@@ -1,7 +1,7 @@
 //! Backups of the metadata store: a consistent snapshot written as one file, its
 //! verification, and its restoration into an empty data directory.
 //!
-//! The file (format `scaivault-pki-backup`, version 1) is UTF-8 text, one JSON object per
+//! The file (format `scaivault-pki-backup`, version 2) is UTF-8 text, one JSON object per
 //! line, so it can be inspected with ordinary tools:
 //!
 //! ```text
@@ -9,11 +9,16 @@
 //! {"type":"tree","name":"cas"}                       one per sled tree, then its entries:
 //! {"type":"entry","k":"<base64>","v":"<base64>"}
 //! {"type":"file","path":"crls/<ca>.crl","data":"<base64>"}   published CRL files
-//! {"type":"end","trees":T,"entries":E,"files":F,"sha256":"<hex>"}
+//! {"type":"end","trees":T,"entries":E,"files":F,"sha256":"<hex>","key_sha256":"<hex>","signature":"<base64>"}
 //! ```
 //!
 //! `sha256` covers every byte before the `end` line; the counts must match too, so a
-//! truncated or altered file is refused before anything is written. `next_id` is above
+//! truncated or altered file is refused before anything is written. A checksum only
+//! catches accidents: whoever can write the file can recompute it. So version 2 also
+//! carries a signature over `sha256`, made by the caller of [`Store::backup`] (the
+//! service layer signs in the token) and checked by the caller of [`restore`]; this
+//! module only carries it and insists that a version 2 file has one. Version 1 files
+//! (written before backups were signed) have none and are read as unsigned. `next_id` is above
 //! every sequence number the store had handed out: a restored store continues from it.
 //! A restore also moves every CA's CRL number up to the restore time in milliseconds, so
 //! CRL numbers keep growing past those published after the backup was taken.
@@ -32,7 +37,11 @@ use sha2::{Digest, Sha256};
 use super::{Store, StoreError, ID_FLOOR_KEY};
 
 pub const FORMAT: &str = "scaivault-pki-backup";
-pub const VERSION: u32 = 1;
+/// The version written: signed.
+pub const VERSION: u32 = 2;
+/// The last version without a signature, still read so that old backups can be restored
+/// when the operator says so explicitly.
+pub const UNSIGNED_VERSION: u32 = 1;
 /// The longest line accepted on restore (a CRL of a few million entries, base64).
 const MAX_LINE: u64 = 512 * 1024 * 1024;
 /// Where published CRLs live, relative to the store directory.
@@ -45,7 +54,9 @@ pub enum BackupError {
     Io(String),
     #[error("this is not a scaivault-pki backup: {0}")]
     Format(String),
-    #[error("this backup has format version {0}; this program reads version {VERSION}")]
+    #[error(
+        "this backup has format version {0}; this program reads versions {UNSIGNED_VERSION} and {VERSION}"
+    )]
     Version(u32),
     #[error("the backup is damaged or incomplete: {0}")]
     Damaged(String),
@@ -53,6 +64,15 @@ pub enum BackupError {
     NotEmpty(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The signature a version 2 backup carries over its content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupSignature {
+    /// Hex SHA-256 of the signing key's DER SubjectPublicKeyInfo.
+    pub key_sha256: String,
+    /// The signature, base64 (its meaning is the signer's: see `service::backup`).
+    pub signature: String,
 }
 
 /// What a backup holds, as written or as verified.
@@ -69,6 +89,8 @@ pub struct BackupSummary {
     pub bytes: u64,
     /// SHA-256 of everything before the `end` line (the value the file carries).
     pub sha256: String,
+    /// As the file carries it, not yet checked by anyone; None in a version 1 file.
+    pub signature: Option<BackupSignature>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,6 +119,10 @@ enum Line {
         entries: u64,
         files: u64,
         sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_sha256: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
 }
 
@@ -138,18 +164,68 @@ fn is_crl_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// What the snapshot part of a backup wrote, for its `end` line.
+struct Snapshot {
+    created_at: String,
+    producer: String,
+    trees: u64,
+    entries: u64,
+    files: u64,
+}
+
 impl Store {
     /// Write a consistent snapshot of the whole store (every tree, every published CRL
-    /// file) to `out`. Writers wait while it runs; readers do not.
-    pub fn backup(&self, out: impl Write) -> Result<BackupSummary, BackupError> {
-        let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        let created_at = crate::types::rfc3339(crate::types::now());
-        let producer = format!("scaivault-pki {}", env!("CARGO_PKG_VERSION"));
+    /// file) to `out`, then its `end` line with the signature `sign` makes over the
+    /// content hash (hex SHA-256 of every byte before the `end` line). Writers wait while
+    /// the snapshot is taken; readers do not. `sign` runs after the write gate is
+    /// released, so writers never wait on the token.
+    pub fn backup<E: From<BackupError>>(
+        &self,
+        out: impl Write,
+        sign: impl FnOnce(&str) -> Result<BackupSignature, E>,
+    ) -> Result<BackupSummary, E> {
         let mut w = Hashing {
             inner: out,
             hash: Sha256::new(),
             bytes: 0,
         };
+        let snap = self.snapshot(&mut w)?;
+        let sha256 = hex::encode(w.hash.clone().finalize());
+        let signature = sign(&sha256)?;
+        let before_end = w.bytes;
+        let end = Line::End {
+            trees: snap.trees,
+            entries: snap.entries,
+            files: snap.files,
+            sha256: sha256.clone(),
+            key_sha256: Some(signature.key_sha256.clone()),
+            signature: Some(signature.signature.clone()),
+        };
+        let mut buf = serde_json::to_vec(&end).map_err(|e| BackupError::Io(e.to_string()))?;
+        buf.push(b'\n');
+        w.inner
+            .write_all(&buf)
+            .and_then(|()| w.inner.flush())
+            .map_err(|e| BackupError::Io(format!("writing the backup: {e}")))?;
+        Ok(BackupSummary {
+            format: FORMAT,
+            version: VERSION,
+            created_at: snap.created_at,
+            producer: snap.producer,
+            trees: snap.trees,
+            entries: snap.entries,
+            files: snap.files,
+            bytes: before_end + buf.len() as u64,
+            sha256,
+            signature: Some(signature),
+        })
+    }
+
+    /// Everything before the `end` line, with the write gate held exclusively.
+    fn snapshot<W: Write>(&self, w: &mut Hashing<W>) -> Result<Snapshot, BackupError> {
+        let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let created_at = crate::types::rfc3339(crate::types::now());
+        let producer = format!("scaivault-pki {}", env!("CARGO_PKG_VERSION"));
         w.line(&Line::Header {
             format: FORMAT.into(),
             version: VERSION,
@@ -204,31 +280,12 @@ impl Store {
             })?;
             files += 1;
         }
-
-        let sha256 = hex::encode(w.hash.clone().finalize());
-        let before_end = w.bytes;
-        let end = Line::End {
-            trees: names.len() as u64,
-            entries,
-            files,
-            sha256: sha256.clone(),
-        };
-        let mut buf = serde_json::to_vec(&end).map_err(|e| BackupError::Io(e.to_string()))?;
-        buf.push(b'\n');
-        w.inner
-            .write_all(&buf)
-            .and_then(|()| w.inner.flush())
-            .map_err(|e| BackupError::Io(format!("writing the backup: {e}")))?;
-        Ok(BackupSummary {
-            format: FORMAT,
-            version: VERSION,
+        Ok(Snapshot {
             created_at,
             producer,
             trees: names.len() as u64,
             entries,
             files,
-            bytes: before_end + buf.len() as u64,
-            sha256,
         })
     }
 }
@@ -245,7 +302,8 @@ fn read_backup(
     let mut hash = Sha256::new();
     let mut bytes = 0u64;
     let mut buf = Vec::new();
-    let mut header: Option<(String, String)> = None;
+    // created_at, producer, version
+    let mut header: Option<(String, String, u32)> = None;
     let (mut trees, mut entries, mut files) = (0u64, 0u64, 0u64);
     let mut in_tree = false;
     loop {
@@ -283,10 +341,10 @@ fn read_backup(
                 if format != FORMAT {
                     return Err(BackupError::Format(format!("its format is {format:?}")));
                 }
-                if *version != VERSION {
+                if *version != VERSION && *version != UNSIGNED_VERSION {
                     return Err(BackupError::Version(*version));
                 }
-                header = Some((created_at.clone(), producer.clone()));
+                header = Some((created_at.clone(), producer.clone(), *version));
             }
             (_, None) => {
                 return Err(BackupError::Format(
@@ -316,8 +374,10 @@ fn read_backup(
                     entries: e,
                     files: f,
                     sha256,
+                    key_sha256,
+                    signature,
                 },
-                Some((created_at, producer)),
+                Some((created_at, producer, version)),
             ) => {
                 let got = hex::encode(hash.finalize());
                 if !got.eq_ignore_ascii_case(sha256) {
@@ -331,6 +391,25 @@ fn read_backup(
                          but says {t}, {e} and {f}"
                     )));
                 }
+                // The version is under the checksum (and so under the signature): a
+                // version 2 file without its signature was altered, never merely old.
+                let signature = match (*version, key_sha256, signature) {
+                    (VERSION, Some(k), Some(s)) => Some(BackupSignature {
+                        key_sha256: k.clone(),
+                        signature: s.clone(),
+                    }),
+                    (VERSION, _, _) => {
+                        return Err(BackupError::Damaged(format!(
+                            "it is a version {VERSION} backup without its signature"
+                        )))
+                    }
+                    (_, None, None) => None,
+                    _ => {
+                        return Err(BackupError::Damaged(format!(
+                            "a version {version} backup cannot carry a signature"
+                        )))
+                    }
+                };
                 let mut rest = [0u8; 1];
                 if r.read(&mut rest)
                     .map_err(|e| BackupError::Io(e.to_string()))?
@@ -340,7 +419,7 @@ fn read_backup(
                 }
                 return Ok(BackupSummary {
                     format: FORMAT,
-                    version: VERSION,
+                    version: *version,
                     created_at: created_at.clone(),
                     producer: producer.clone(),
                     trees,
@@ -348,6 +427,7 @@ fn read_backup(
                     files,
                     bytes: bytes + buf.len() as u64,
                     sha256: got,
+                    signature,
                 });
             }
         }
@@ -358,6 +438,7 @@ fn read_backup(
 }
 
 /// Check a backup file completely (structure, counts, checksum) without writing anything.
+/// The signature, if any, is returned as found: checking it is the caller's.
 pub fn verify(path: &Path) -> Result<BackupSummary, BackupError> {
     read_backup(path, |_| Ok(()))
 }
@@ -413,13 +494,19 @@ fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
 }
 
 /// Restore a backup into `data_dir`, which must be absent or empty. The file is verified
-/// completely first; the store is then built under a temporary name and renamed into
-/// place (`<data_dir>/store`), so an interrupted restore leaves no half store behind.
-pub fn restore(path: &Path, data_dir: &Path) -> Result<BackupSummary, BackupError> {
+/// completely first and handed to `authenticate` (which checks its signature, or refuses);
+/// the store is then built under a temporary name and renamed into place
+/// (`<data_dir>/store`), so an interrupted or refused restore leaves no half store behind.
+pub fn restore<E: From<BackupError>>(
+    path: &Path,
+    data_dir: &Path,
+    authenticate: impl FnOnce(&BackupSummary) -> Result<(), E>,
+) -> Result<BackupSummary, E> {
     if !is_empty_dir(data_dir)? {
-        return Err(BackupError::NotEmpty(data_dir.display().to_string()));
+        return Err(BackupError::NotEmpty(data_dir.display().to_string()).into());
     }
-    verify(path)?;
+    let checked = verify(path)?;
+    authenticate(&checked)?;
     fs::create_dir_all(data_dir)
         .map_err(|e| BackupError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
     {
@@ -428,16 +515,29 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<BackupSummary, BackupErro
             .map_err(|e| BackupError::Io(format!("cannot restrict {}: {e}", data_dir.display())))?;
     }
     let staging = data_dir.join(".store-restoring");
-    let result = restore_into(path, &staging);
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staging);
-        return result;
-    }
+    // The file is read a second time to build the store: what was built must be what was
+    // authenticated, even if someone rewrote the file in between.
+    let result = restore_into(path, &staging).and_then(|built| {
+        if built.sha256 == checked.sha256 && built.signature == checked.signature {
+            Ok(built)
+        } else {
+            Err(BackupError::Damaged(
+                "the file changed while it was being restored".into(),
+            ))
+        }
+    });
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
+    };
     let target = data_dir.join("store");
     fs::rename(&staging, &target)
         .and_then(|()| fs::File::open(data_dir).and_then(|d| d.sync_all()))
         .map_err(|e| BackupError::Io(format!("cannot move the restored store into place: {e}")))?;
-    result
+    Ok(summary)
 }
 
 fn restore_into(path: &Path, store_dir: &Path) -> Result<BackupSummary, BackupError> {
@@ -493,6 +593,35 @@ fn restore_into(path: &Path, store_dir: &Path) -> Result<BackupSummary, BackupEr
 mod tests {
     use super::*;
 
+    /// Stands in for the token: the store only carries the signature.
+    fn fake_sign(sha256: &str) -> Result<BackupSignature, BackupError> {
+        Ok(BackupSignature {
+            key_sha256: "ab".repeat(32),
+            signature: format!("sig-of-{sha256}"),
+        })
+    }
+
+    fn accept(_: &BackupSummary) -> Result<(), BackupError> {
+        Ok(())
+    }
+
+    /// Rewrite a backup's lines with `edit` and give it a matching checksum again, as
+    /// anyone who can write the file can.
+    fn rewrite(file: &Path, edit: impl Fn(&mut serde_json::Value)) {
+        let text = fs::read_to_string(file).unwrap();
+        let mut out = String::new();
+        for l in text.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            edit(&mut v);
+            if v["type"] == "end" {
+                v["sha256"] = hex::encode(Sha256::digest(out.as_bytes())).into();
+            }
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        fs::write(file, out).unwrap();
+    }
+
     fn store_with_data(dir: &Path) -> Store {
         let s = Store::open(dir).unwrap();
         assert_eq!(s.reserve_crl_number("ca_1").unwrap(), 1);
@@ -510,12 +639,21 @@ mod tests {
         let s = store_with_data(&tmp.path().join("a"));
         let before = s.next_id().unwrap();
         let file = tmp.path().join("b.backup");
-        let sum = s.backup(fs::File::create(&file).unwrap()).unwrap();
+        let sum = s
+            .backup(fs::File::create(&file).unwrap(), fake_sign)
+            .unwrap();
         assert_eq!(sum.files, 1, "the staged .tmp file is not a published CRL");
-        assert_eq!(verify(&file).unwrap().sha256, sum.sha256);
+        let checked = verify(&file).unwrap();
+        assert_eq!(checked.sha256, sum.sha256);
+        assert_eq!(checked.version, VERSION);
+        assert_eq!(
+            checked.signature.unwrap().signature,
+            format!("sig-of-{}", sum.sha256),
+            "the signature is made over the content hash and carried as made"
+        );
 
         let data = tmp.path().join("restored");
-        restore(&file, &data).unwrap();
+        restore(&file, &data, accept).unwrap();
         let r = Store::open(&data.join("store")).unwrap();
         assert!(
             r.reserve_crl_number("ca_1").unwrap() > 1_700_000_000_000,
@@ -532,7 +670,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = store_with_data(&tmp.path().join("a"));
         let file = tmp.path().join("b.backup");
-        s.backup(fs::File::create(&file).unwrap()).unwrap();
+        s.backup(fs::File::create(&file).unwrap(), fake_sign)
+            .unwrap();
         let mut bytes = fs::read(&file).unwrap();
         // Change one character of the roles entry's value.
         let at = bytes.windows(4).position(|w| w == b"cm9s").unwrap();
@@ -540,7 +679,7 @@ mod tests {
         fs::write(&file, &bytes).unwrap();
         let data = tmp.path().join("restored");
         assert!(matches!(
-            restore(&file, &data),
+            restore(&file, &data, accept),
             Err(BackupError::Damaged(_))
         ));
         assert!(!data.join("store").exists());
@@ -553,16 +692,79 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_backup_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store_with_data(&tmp.path().join("a"));
+        let file = tmp.path().join("b.backup");
+        s.backup(fs::File::create(&file).unwrap(), fake_sign)
+            .unwrap();
+        let data = tmp.path().join("restored");
+        let refused = restore(&file, &data, |_| {
+            Err(BackupError::Damaged("not authentic".into()))
+        });
+        assert!(matches!(refused, Err(BackupError::Damaged(_))));
+        assert!(!data.join("store").exists());
+    }
+
+    #[test]
+    fn only_a_version_1_backup_may_be_unsigned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store_with_data(&tmp.path().join("a"));
+        let file = tmp.path().join("b.backup");
+        s.backup(fs::File::create(&file).unwrap(), fake_sign)
+            .unwrap();
+        let strip = |v: &mut serde_json::Value| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("key_sha256");
+                o.remove("signature");
+            }
+        };
+        // Version 2 without its signature: altered, not old.
+        let stripped = tmp.path().join("stripped.backup");
+        fs::copy(&file, &stripped).unwrap();
+        rewrite(&stripped, strip);
+        assert!(matches!(verify(&stripped), Err(BackupError::Damaged(_))));
+        // Version 1 (as written before backups were signed): read as unsigned.
+        let old = tmp.path().join("old.backup");
+        fs::copy(&file, &old).unwrap();
+        rewrite(&old, |v| {
+            strip(v);
+            if v["type"] == "header" {
+                v["version"] = UNSIGNED_VERSION.into();
+            }
+        });
+        let sum = verify(&old).unwrap();
+        assert_eq!(sum.version, UNSIGNED_VERSION);
+        assert!(sum.signature.is_none());
+        // Version 1 with a signature is no file this program ever wrote.
+        let odd = tmp.path().join("odd.backup");
+        fs::copy(&file, &odd).unwrap();
+        rewrite(&odd, |v| {
+            if v["type"] == "header" {
+                v["version"] = UNSIGNED_VERSION.into();
+            }
+        });
+        assert!(matches!(verify(&odd), Err(BackupError::Damaged(_))));
+        rewrite(&odd, |v| {
+            if v["type"] == "header" {
+                v["version"] = 3.into();
+            }
+        });
+        assert!(matches!(verify(&odd), Err(BackupError::Version(3))));
+    }
+
+    #[test]
     fn restore_refuses_a_non_empty_directory_and_foreign_paths() {
         let tmp = tempfile::tempdir().unwrap();
         let s = store_with_data(&tmp.path().join("a"));
         let file = tmp.path().join("b.backup");
-        s.backup(fs::File::create(&file).unwrap()).unwrap();
+        s.backup(fs::File::create(&file).unwrap(), fake_sign)
+            .unwrap();
         let data = tmp.path().join("full");
         fs::create_dir_all(&data).unwrap();
         fs::write(data.join("something"), b"x").unwrap();
         assert!(matches!(
-            restore(&file, &data),
+            restore(&file, &data, accept),
             Err(BackupError::NotEmpty(_))
         ));
         let store = tmp.path().join("s");
