@@ -1004,6 +1004,8 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
             "restore",
             "--in",
             &path_str(&file),
+            "--config",
+            &path_str(&setup.config_path),
             "--data-dir",
             &path_str(&setup.data_dir),
         ],
@@ -1150,7 +1152,19 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
     );
     drop(d);
 
-    // Offline: a stopped daemon's data directory backs up directly; damage is caught.
+    // Offline: a stopped daemon's data directory backs up directly (signed by its token,
+    // so the configuration is needed, not just the directory); damage is caught.
+    let r = cli(
+        &setup,
+        &[
+            "backup",
+            "--out",
+            &path_str(&setup.dir.join("dir-only.backup")),
+            "--data-dir",
+            &path_str(&setup.data_dir),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     std::thread::sleep(Duration::from_millis(500));
     let offline_file = setup.dir.join("offline.backup");
     let mut tries = 0;
@@ -1162,8 +1176,8 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
                 "backup",
                 "--out",
                 &path_str(&offline_file),
-                "--data-dir",
-                &path_str(&setup.data_dir),
+                "--config",
+                &path_str(&setup.config_path),
             ],
         );
         // The daemon exits when its standard input closes; give it a moment.
@@ -1175,6 +1189,11 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
     };
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["source"], "data_dir");
+    assert_eq!(
+        r.json()["backup"]["signature"]["key_sha256"],
+        summary["backup"]["signature"]["key_sha256"],
+        "signed by the same audit key as the daemon's backup"
+    );
     let mut bytes = fs::read(&offline_file).unwrap();
     let at = bytes.len() / 2;
     bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
@@ -1188,10 +1207,261 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
             "restore",
             "--in",
             &path_str(&damaged),
+            "--config",
+            &path_str(&setup.config_path),
             "--data-dir",
             &path_str(&setup.dir.join("x")),
         ],
     );
     r.assert_one_sentence(1, "damaged");
     assert!(!setup.dir.join("x").join("store").exists());
+}
+
+/// A backup file's lines, rewritten by `edit` (which may add lines after a line by
+/// returning them), with the `end` line's counts left to `edit` and its checksum
+/// recomputed: what anyone who can write backup storage can do.
+fn rewrite_backup(from: &Path, to: &Path, edit: impl Fn(&mut Value) -> Vec<Value>) {
+    use sha2::{Digest, Sha256};
+    let text = fs::read_to_string(from).unwrap();
+    let mut body = String::new();
+    for line in text.lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        let extra = edit(&mut v);
+        if v["type"] == "end" {
+            v["sha256"] = hex::encode(Sha256::digest(body.as_bytes())).into();
+        }
+        for l in std::iter::once(&v).chain(&extra) {
+            body.push_str(&l.to_string());
+            body.push('\n');
+        }
+    }
+    fs::write(to, body).unwrap();
+}
+
+/// The QA finding's recipe: an `api_tokens` row for a secret of the attacker's choosing,
+/// with `sys` and `admin`, and the checksum recomputed.
+fn forge_admin_token(from: &Path, to: &Path) {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let record = json!({"id": "tok_000000000000000000f0f0f0", "name": "forged",
+        "tenant": "default", "capabilities": ["sys", "admin"],
+        "created_at": "2026-11-26T23:45:31Z", "expires_at": null, "revoked_at": null,
+        "created_by": null});
+    rewrite_backup(from, to, |v| {
+        if v["type"] == "tree" && v["name"] == "api_tokens" {
+            return vec![json!({"type": "entry",
+                "k": b64(&Sha256::digest(b"forged-secret")),
+                "v": b64(record.to_string().as_bytes())})];
+        }
+        if v["type"] == "end" {
+            v["entries"] = (v["entries"].as_u64().unwrap() + 1).into();
+        }
+        vec![]
+    });
+}
+
+/// A backup as written before backups were signed: format version 1, no signature.
+fn as_version_1(from: &Path, to: &Path) {
+    rewrite_backup(from, to, |v| {
+        if v["type"] == "header" {
+            v["version"] = 1.into();
+        }
+        if let Some(end) = v.as_object_mut().filter(|o| o["type"] == "end") {
+            end.remove("key_sha256");
+            end.remove("signature");
+        }
+        vec![]
+    });
+}
+
+/// `backup --url` against a running daemon, which must succeed; its JSON.
+fn backup_through(setup: &DaemonSetup, d: &Daemon, out: &Path) -> Value {
+    let r = cli(
+        setup,
+        &[
+            "--json",
+            "backup",
+            "--out",
+            &path_str(out),
+            "--url",
+            &d.base_url,
+            "--token-file",
+            &path_str(&setup.data_dir.join("root-token")),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.json()
+}
+
+#[test]
+fn a_restore_accepts_only_a_backup_signed_by_the_audit_key_in_its_token() {
+    if !tools() {
+        return;
+    }
+    let setup = new_daemon_setup("").unwrap();
+    let d = start_daemon_on(&setup).unwrap();
+    d.create_ca(
+        &json!({"name": "sig-root", "common_name": "Signed Backup Root",
+        "ca_type": "root", "key_type": "ec"}),
+    );
+    let good = setup.dir.join("good.backup");
+    let taken = backup_through(&setup, &d, &good);
+    let key_sha256 = str_of(&taken["backup"]["signature"]["key_sha256"]);
+    assert_eq!(key_sha256.len(), 64, "{taken}");
+    assert_eq!(taken["backup"]["version"], 2);
+    // Another token's daemon, with an audit key of its own.
+    let other = new_daemon_setup("").unwrap();
+    let od = start_daemon_on(&other).unwrap();
+    let foreign = setup.dir.join("foreign.backup");
+    let foreign_taken = backup_through(&other, &od, &foreign);
+    assert_ne!(
+        foreign_taken["backup"]["signature"]["key_sha256"],
+        taken["backup"]["signature"]["key_sha256"]
+    );
+    od.kill_hard();
+    d.kill_hard();
+
+    let config = path_str(&setup.config_path);
+    let restore_into = |file: &Path, dir: &str, extra: &[&str]| {
+        let file = path_str(file);
+        let target = path_str(&setup.dir.join(dir));
+        let mut args = vec![
+            "--json",
+            "restore",
+            "--in",
+            &file,
+            "--config",
+            &config,
+            "--data-dir",
+            &target,
+        ];
+        args.extend_from_slice(extra);
+        cli(&setup, &args)
+    };
+    let refused = |r: &Run, dir: &str, why: &str| {
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["ok"], false);
+        let msg = str_of(&r.json()["error"]["message"]);
+        assert!(msg.contains(why), "expected {why:?} in: {msg}");
+        assert!(
+            r.stderr.trim().lines().count() == 1 && r.stderr.contains(why),
+            "{}",
+            r.stderr
+        );
+        assert!(!setup.dir.join(dir).join("store").exists(), "{dir}");
+    };
+
+    // The QA's forgery: an admin token row, the checksum recomputed. The checksum alone
+    // is satisfied (integrity is all a check without the token can tell) ...
+    let forged = setup.dir.join("forged.backup");
+    forge_admin_token(&good, &forged);
+    let r = cli(
+        &setup,
+        &["--json", "restore", "--check", "--in", &path_str(&forged)],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["signature"]["status"], "not_checked");
+    assert_eq!(
+        r.json()["backup"]["entries"].as_u64().unwrap(),
+        taken["backup"]["entries"].as_u64().unwrap() + 1
+    );
+    // ... but the signature is not, so neither a check with the token nor a restore passes.
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "restore",
+            "--check",
+            "--in",
+            &path_str(&forged),
+            "--config",
+            &config,
+        ],
+    );
+    refused(&r, "none", "signature does not verify");
+    refused(
+        &restore_into(&forged, "forged", &[]),
+        "forged",
+        "signature does not verify",
+    );
+    // Not even when unsigned backups are accepted: this one is signed, badly.
+    refused(
+        &restore_into(&forged, "forged", &["--accept-unsigned"]),
+        "forged",
+        "signature does not verify",
+    );
+
+    // Signed by another token's audit key: not this CA's backup.
+    refused(
+        &restore_into(&foreign, "foreign", &[]),
+        "foreign",
+        "not in this token",
+    );
+
+    // The forgery with its signature stripped is no old backup: version 2 is always signed.
+    let stripped = setup.dir.join("stripped.backup");
+    rewrite_backup(&forged, &stripped, |v| {
+        if let Some(end) = v.as_object_mut().filter(|o| o["type"] == "end") {
+            end.remove("key_sha256");
+            end.remove("signature");
+        }
+        vec![]
+    });
+    refused(
+        &restore_into(&stripped, "stripped", &["--accept-unsigned"]),
+        "stripped",
+        "without its signature",
+    );
+
+    // An unsigned (version 1) backup: refused unless accepted explicitly, and then loudly.
+    let old = setup.dir.join("old.backup");
+    as_version_1(&good, &old);
+    refused(&restore_into(&old, "old", &[]), "old", "--accept-unsigned");
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "restore",
+            "--check",
+            "--in",
+            &path_str(&old),
+            "--config",
+            &config,
+        ],
+    );
+    refused(&r, "none", "not signed");
+    let r = restore_into(&old, "old", &["--accept-unsigned"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["signature"]["status"], "unsigned_accepted");
+    assert!(
+        r.stderr.contains("WARN") && r.stderr.contains("UNSIGNED"),
+        "a warning in the log: {}",
+        r.stderr
+    );
+    assert!(setup.dir.join("old").join("store").is_dir());
+
+    // The genuine backup: checked with the token, then restored. (That a restored store
+    // serves the same answers is the test above.)
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "restore",
+            "--check",
+            "--in",
+            &path_str(&good),
+            "--config",
+            &config,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["signature"]["status"], "verified");
+    assert_eq!(r.json()["signature"]["key_sha256"], key_sha256.as_str());
+    let r = restore_into(&good, "good", &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["signature"]["status"], "verified");
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(setup.dir.join("good").join("store").is_dir());
+    assert_eq!(r.json()["backup"]["sha256"], taken["backup"]["sha256"]);
 }
