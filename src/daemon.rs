@@ -84,6 +84,19 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     let audit_key = pki
         .ensure_audit_key()
         .map_err(|e| StartError::Io(format!("cannot set up the audit signing key: {e}")))?;
+    // A log behind the token's anchor lost signed entries (tampering, or a restore from an
+    // older backup): serving on top of it would bury that, so stop and say what to do.
+    let anchor = pki
+        .audit_anchor_state()
+        .map_err(|e| StartError::Io(format!("cannot compare the audit log with the token: {e}")))?;
+    if let Some(problem) = anchor.problem() {
+        return Err(StartError::Io(format!(
+            "the audit log does not match the token's anchor: {problem}. If the store was \
+             restored from an older backup, run `scaivault-pki audit accept-rollback --config \
+             <file>` (it records the rollback in the log) and start again; otherwise treat it \
+             as tampering"
+        )));
+    }
     tracing::info!(key_label = %audit_key.label, "audit log ready");
     let audit_signer = pki.start_audit_signer();
     let crl_worker = pki.start_crl_worker();

@@ -5,6 +5,7 @@
 //! [`KeyRef`] names a key, [`GeneratedKey`] carries its public half as a
 //! SubjectPublicKeyInfo, and [`TokenSigner`] implements [`DigestSigner`].
 
+mod data;
 mod encoding;
 mod inventory;
 mod pool;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Pki, Principal, ServiceError};
-use crate::hsm::KeyRef;
+use crate::hsm::{KeyRef, Token};
 use crate::keys::{KeySpec, SignatureAlgorithm};
 use crate::store::{Store, Ticket};
 use crate::types::{now, rfc3339};
@@ -25,6 +25,16 @@ use crate::types::{now, rfc3339};
 pub const AUDIT_KEY_LABEL: &str = "scaivault-audit-v1";
 /// Domain separation for what the audit key signs.
 const HEAD_CONTEXT: &str = "scaivault-audit-head-v1";
+/// Label prefix of the token data object that holds the newest signed head: the anchor a
+/// truncated or rolled-back log is measured against. The audit key's id (hex) follows, so
+/// logs of several stores on one token keep apart.
+pub const AUDIT_ANCHOR_LABEL: &str = "scaivault-audit-anchor-v1";
+
+fn anchor_label(key: &AuditKeyRecord) -> String {
+    format!("{AUDIT_ANCHOR_LABEL}:{}", key.id_hex)
+}
+/// The action of the entry that records an accepted rollback.
+pub const ROLLBACK_ACCEPTED: &str = "audit.rollback_accepted";
 /// The `prev_hash` of the first entry.
 const GENESIS: [u8; 32] = [0; 32];
 
@@ -87,6 +97,88 @@ pub struct SignedHead {
     pub signature: String,
 }
 
+/// The newest signed head as the token keeps it. Signed heads alone cannot show that the
+/// newest of them were deleted along with the entries they cover; the token, which the
+/// host's files cannot roll back, can.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub seq: u64,
+    pub entry_hash: String,
+    pub signed_at: String,
+}
+
+/// How the store's log compares with the token's anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorState {
+    /// The token holds no anchor for this log yet: a new log, or one older than anchors.
+    Absent,
+    /// The anchored entry is in the store, unchanged.
+    Consistent(AuditAnchor),
+    /// The anchored entry is gone or different: signed entries were removed or rewritten
+    /// (or the store was restored from an older backup).
+    RolledBack {
+        anchor: AuditAnchor,
+        store_last: u64,
+    },
+}
+
+impl AnchorState {
+    /// What is wrong, in a sentence; None when nothing is.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            AnchorState::RolledBack { anchor, store_last } => Some(if *store_last < anchor.seq {
+                format!(
+                    "the token's anchor records signed entry {} (signed at {}), but the log \
+                     ends at entry {store_last}: signed entries were removed",
+                    anchor.seq, anchor.signed_at
+                )
+            } else {
+                format!(
+                    "entry {} is not the entry the token's anchor records (signed at {}): \
+                     the log was rewritten",
+                    anchor.seq, anchor.signed_at
+                )
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The token's anchor for the audit log in `store`, if it holds one.
+pub fn token_anchor(store: &Store, token: &Token) -> Result<Option<AuditAnchor>, ServiceError> {
+    let Some(bytes) = store.audit_key()? else {
+        return Ok(None);
+    };
+    let key: AuditKeyRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| ServiceError::Internal(format!("stored audit key: {e}")))?;
+    let mut newest: Option<AuditAnchor> = None;
+    // Two only after a crash while it was replaced; the higher is the newer, except after
+    // an accepted rollback, which then still shows as one and can be accepted again.
+    for value in token.read_data_objects(&anchor_label(&key))? {
+        let a: AuditAnchor = serde_json::from_slice(&value)
+            .map_err(|e| ServiceError::Internal(format!("the token's audit anchor: {e}")))?;
+        if newest.as_ref().is_none_or(|n| a.seq > n.seq) {
+            newest = Some(a);
+        }
+    }
+    Ok(newest)
+}
+
+/// Compare the store's log with `anchor` (None: the token holds none).
+pub fn compare_with_anchor(
+    store: &Store,
+    anchor: Option<AuditAnchor>,
+) -> Result<AnchorState, ServiceError> {
+    let Some(anchor) = anchor else {
+        return Ok(AnchorState::Absent);
+    };
+    let store_last = store.last_audit()?.map_or(0, |(seq, _)| seq);
+    Ok(match store.audit_entry(anchor.seq)? {
+        Some(bytes) if sha256_hex(&bytes) == anchor.entry_hash => AnchorState::Consistent(anchor),
+        _ => AnchorState::RolledBack { anchor, store_last },
+    })
+}
+
 /// The audit key as the store records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditKeyRecord {
@@ -97,6 +189,14 @@ pub struct AuditKeyRecord {
 }
 
 impl AuditKeyRecord {
+    pub fn key_ref(&self) -> Result<KeyRef, ServiceError> {
+        Ok(KeyRef {
+            label: self.label.clone(),
+            id: hex::decode(&self.id_hex)
+                .map_err(|e| ServiceError::Internal(format!("stored audit key id: {e}")))?,
+        })
+    }
+
     pub fn spki_der(&self) -> Result<Vec<u8>, String> {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD
@@ -289,6 +389,20 @@ impl Pki {
     /// Sign the current chain head if it is not signed yet. Returns the head's sequence
     /// number when one was signed.
     pub fn sign_audit_head(&self) -> Result<Option<u64>, ServiceError> {
+        self.sign_head(false)
+    }
+
+    /// `rollback_accepted`: the anchor may move back (only [`Pki::accept_audit_rollback`]).
+    /// Otherwise a log behind the token's anchor is not signed: signing it would move the
+    /// anchor back and hide the rollback.
+    fn sign_head(&self, rollback_accepted: bool) -> Result<Option<u64>, ServiceError> {
+        if !rollback_accepted {
+            if let Some(problem) = self.audit_anchor_state()?.problem() {
+                return Err(ServiceError::Internal(format!(
+                    "not signing the audit head: {problem}"
+                )));
+            }
+        }
         let (seq, hash) = {
             let guard = self.audit.tip(&self.store)?;
             match guard.as_ref() {
@@ -303,11 +417,7 @@ impl Pki {
         }
         let key = self.ensure_audit_key()?;
         let spki = key.spki_der().map_err(ServiceError::Internal)?;
-        let key_ref = KeyRef {
-            label: key.label.clone(),
-            id: hex::decode(&key.id_hex)
-                .map_err(|e| ServiceError::Internal(format!("stored audit key id: {e}")))?,
-        };
+        let key_ref = key.key_ref()?;
         let digest = Sha256::digest(head_message(seq, &hash));
         let sig = self
             .token
@@ -323,7 +433,48 @@ impl Pki {
         let bytes = serde_json::to_vec(&head)
             .map_err(|e| ServiceError::Internal(format!("audit head: {e}")))?;
         self.store.put_audit_head(seq, &bytes)?;
+        // The store first: a crash in between leaves the anchor one head behind, which
+        // the store still matches.
+        let anchor = AuditAnchor {
+            seq,
+            entry_hash: head.entry_hash,
+            signed_at: head.signed_at,
+        };
+        let anchor = serde_json::to_vec(&anchor)
+            .map_err(|e| ServiceError::Internal(format!("audit anchor: {e}")))?;
+        if let Err(e) = self.token.replace_data_object(&anchor_label(&key), &anchor) {
+            // The head is signed and stored; only the truncation check lags a head behind.
+            tracing::warn!(error = %e, seq, "cannot update the audit anchor in the token");
+        }
         Ok(Some(seq))
+    }
+
+    /// Compare the store's log with the token's anchor.
+    pub fn audit_anchor_state(&self) -> Result<AnchorState, ServiceError> {
+        compare_with_anchor(&self.store, token_anchor(&self.store, &self.token)?)
+    }
+
+    /// After a restore from an older backup (or a rollback found by `audit verify`): record
+    /// in the log itself that the entries after what the store holds were lost, and anchor
+    /// the log where it now ends. Every rollback thus leaves a signed entry behind. Returns
+    /// the anchor that was given up, or None when the log was not rolled back.
+    pub fn accept_audit_rollback(&self, actor: &str) -> Result<Option<AuditAnchor>, ServiceError> {
+        let AnchorState::RolledBack { anchor, store_last } = self.audit_anchor_state()? else {
+            return Ok(None);
+        };
+        self.audit(AuditEvent {
+            token_id: Some(actor.to_string()),
+            tenant: None,
+            action: ROLLBACK_ACCEPTED.into(),
+            object_id: Some(format!(
+                "anchor entry {} sha256 {} signed at {}; log ended at entry {store_last}",
+                anchor.seq, anchor.entry_hash, anchor.signed_at
+            )),
+            outcome: "success".into(),
+            request_id: None,
+        })?;
+        self.sign_head(true)?;
+        Ok(Some(anchor))
     }
 
     /// Start the worker that signs heads every `sign_every` entries, or `sign_interval`
@@ -382,7 +533,7 @@ impl Pki {
 }
 
 /// What `audit verify` found.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct VerifyReport {
     pub entries: u64,
     pub heads: u64,
@@ -391,6 +542,12 @@ pub struct VerifyReport {
     /// covered by a signature.
     pub unsigned_tail: u64,
     pub key_sha256: Option<String>,
+    /// How the log compares with the token's anchor: `consistent`, `absent` (the token
+    /// holds none yet), `rolled_back`, or `not_checked` (verified without the token).
+    pub anchor: &'static str,
+    /// Rollbacks an operator accepted (after a restore from an older backup, say), each
+    /// as the entry that records it says.
+    pub rollbacks_accepted: Vec<String>,
     /// Every problem, in order; empty when the log verifies.
     pub problems: Vec<Problem>,
 }
@@ -405,7 +562,16 @@ pub struct Problem {
 /// Check a whole log offline: every link of the chain, every signed head against the
 /// audit key, and that no signed entry is missing.
 pub fn verify_log(store: &Store) -> Result<VerifyReport, String> {
-    let mut rep = VerifyReport::default();
+    let mut rep = VerifyReport {
+        entries: 0,
+        heads: 0,
+        last_signed_seq: None,
+        unsigned_tail: 0,
+        key_sha256: None,
+        anchor: "not_checked",
+        rollbacks_accepted: Vec::new(),
+        problems: Vec::new(),
+    };
     let key: Option<AuditKeyRecord> = match store.audit_key().map_err(|e| e.to_string())? {
         Some(b) => Some(serde_json::from_slice(&b).map_err(|e| format!("stored audit key: {e}"))?),
         None => None,
@@ -426,11 +592,13 @@ pub fn verify_log(store: &Store) -> Result<VerifyReport, String> {
                 what: format!("entry {seq} is not a readable audit entry ({e})"),
             }),
             Ok(entry) => {
-                if entry.seq != seq {
-                    rep.problems.push(Problem {
-                        seq,
-                        what: format!("entry stored at {seq} says it is entry {}", entry.seq),
-                    });
+                if entry.action == ROLLBACK_ACCEPTED {
+                    rep.rollbacks_accepted.push(format!(
+                        "entry {seq} ({}, by {}): {}",
+                        entry.time,
+                        entry.token_id.as_deref().unwrap_or("unknown"),
+                        entry.object_id.as_deref().unwrap_or("")
+                    ));
                 }
                 let (expect_seq, expect_hash) = match &prev {
                     Some((s, h)) => (s + 1, h.clone()),
@@ -443,6 +611,13 @@ pub fn verify_log(store: &Store) -> Result<VerifyReport, String> {
                             "entries {expect_seq} to {} are missing",
                             seq.saturating_sub(1)
                         ),
+                    });
+                } else if entry.seq != seq {
+                    // A misplaced entry (entries swapped or moved): its link says nothing
+                    // about the entry before it.
+                    rep.problems.push(Problem {
+                        seq,
+                        what: format!("entry stored at {seq} says it is entry {}", entry.seq),
                     });
                 } else if entry.prev_hash != expect_hash {
                     // The link from seq-1 to seq is broken: entry seq-1's bytes are not

@@ -47,6 +47,11 @@ impl Store {
         Ok(out)
     }
 
+    /// One entry's bytes.
+    pub fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.audit.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
     /// Every entry in order, for offline verification.
     pub fn audit_entries(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
         self.audit.iter().map(|item| {
@@ -90,6 +95,21 @@ impl Store {
             .is_ok();
         self.flush()?;
         Ok(done)
+    }
+
+    /// Remove every entry and signed head after `seq`, as someone who can write the disk
+    /// could. Only for tests of tamper detection.
+    #[doc(hidden)]
+    pub fn tamper_truncate_audit(&self, seq: u64) -> Result<(), StoreError> {
+        let _w = self.writing();
+        let from = seq.saturating_add(1).to_be_bytes();
+        for tree in [&self.audit, &self.audit_heads] {
+            let keys: Vec<_> = tree.range(from..).keys().collect::<Result<_, _>>()?;
+            for k in keys {
+                tree.remove(k)?;
+            }
+        }
+        self.flush()
     }
 
     /// Overwrite one stored entry's bytes. Only for tests of tamper detection.
