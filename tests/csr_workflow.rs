@@ -688,6 +688,91 @@ fn validity_days_past_the_ca_expiry_is_422_ttl_exceeds_ca() {
 }
 
 #[test]
+fn a_csr_key_below_the_floor_is_422_key_type_not_allowed_on_import_and_rsa_2048_is_signed() {
+    if !require_tool("openssl") {
+        return;
+    }
+    // The floor of `/sign/{role}` with `key_type: any`: EC P-256 or P-384, RSA >= 2048.
+    // Refused at import, so that no reviewer approves what cannot be signed.
+    for (what, newkey) in [
+        ("RSA 1024", &["-newkey", "rsa:1024"][..]),
+        (
+            "EC P-521",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"][..],
+        ),
+    ] {
+        let h = host("weak");
+        let (csr, _) = openssl_csr(newkey, &format!("/CN={h}"), Some(&format!("DNS:{h}")));
+        let (st, v) = import_csr(&json!({ "csr_pem": csr }));
+        assert_error(
+            &format!("import a CSR with an {what} key"),
+            (st, &v),
+            422,
+            "key_type_not_allowed",
+        );
+    }
+    let (_, int, root_pem, int_pem) = ec_chain("csr-floor");
+    let h = host("rsa2048");
+    let (csr, _) = openssl_csr(
+        &["-newkey", "rsa:2048"],
+        &format!("/CN={h}"),
+        Some(&format!("DNS:{h}")),
+    );
+    let v = import_csr_ok(&csr);
+    assert_eq!(v["key_type"], "rsa", "{v}");
+    assert_eq!(v["key_size"], 2048, "{v}");
+    approve_ok(&id_of(&v));
+    let sv = sign_ok(
+        &id_of(&v),
+        &json!({"ca_id": id_of(&int), "validity_days": 30}),
+    );
+    let leaf = s(&sv, "certificate");
+    let (ok, out) = openssl_verify(&root_pem, &int_pem, leaf);
+    assert!(ok, "openssl does not verify the leaf:\n{out}");
+    assert!(
+        openssl_text("x509", leaf).contains("2048 bit"),
+        "an RSA 2048 key in the certificate"
+    );
+}
+
+#[test]
+fn an_empty_ext_key_usage_list_is_400_and_leaving_it_out_gives_server_and_client_auth() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let (_, int, _, _) = ec_chain("csr-eku");
+    let (v, _) = new_pending_csr("eku");
+    let id = id_of(&v);
+    approve_ok(&id);
+    // No extKeyUsage extension would make the certificate good for any purpose.
+    let (st, b) = sign(
+        &id,
+        &json!({"ca_id": id_of(&int), "validity_days": 30, "ext_key_usage": []}),
+    );
+    assert_error(
+        "sign with ext_key_usage []",
+        (st, &b),
+        400,
+        "invalid_request",
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ext_key_usage"),
+        "the message names the field: {b}"
+    );
+    assert_eq!(get_csr_ok(&id)["status"], "approved");
+    let sv = sign_ok(&id, &json!({"ca_id": id_of(&int), "validity_days": 30}));
+    let text = openssl_text("x509", s(&sv, "certificate"));
+    assert!(
+        text.contains("TLS Web Server Authentication")
+            && text.contains("TLS Web Client Authentication"),
+        "default extKeyUsage:\n{text}"
+    );
+}
+
+#[test]
 fn bad_request_bodies_are_400_invalid_request() {
     if !require_tool("openssl") {
         return;
@@ -1077,6 +1162,71 @@ fn an_in_token_rsa_2048_csr_verifies_with_openssl() {
     assert_eq!(openssl_sans("req", &csr), set(&[&format!("DNS:{cn}")]));
     if require_tool("pkcs11-tool") {
         assert_token_key_is_locked_in(&format!("scaivault-csr-{}", id_of(&v)), "RSA");
+    }
+}
+
+/// Labels of CSR keys in the token (`scaivault-csr-<id>`) whose CSR does not exist. A
+/// parallel test's key may be seen between its creation and its record: a label counts
+/// only if it is still without a CSR a moment later.
+fn csr_keys_without_a_csr() -> Vec<String> {
+    let orphans = || -> Vec<String> {
+        let listing = daemon().pkcs11_list_objects();
+        parse_pkcs11_objects(&listing)
+            .into_iter()
+            .filter(|o| o.is_private_key())
+            .filter_map(|o| o.attr("label").map(str::to_string))
+            .filter(|l| {
+                l.strip_prefix("scaivault-csr-")
+                    .is_some_and(|id| get_csr(id).0 == 404)
+            })
+            .collect()
+    };
+    let first = orphans();
+    if first.is_empty() {
+        return first;
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    orphans()
+        .into_iter()
+        .filter(|l| first.contains(l))
+        .collect()
+}
+
+#[test]
+fn an_in_token_csr_without_sans_carries_its_host_name_or_ip_common_name_as_its_san() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let cn = host("cn-only");
+    let v = generate_ok(&json!({
+        "subject": {"common_name": cn},
+        "key_type": "ec",
+        "key_size": 256,
+    }));
+    let csr = s(&v, "csr_pem").to_string();
+    let (ok, out) = openssl_req_verifies(&csr);
+    assert!(ok, "openssl req -verify:\n{out}\n{csr}");
+    assert_eq!(openssl_sans("req", &csr), set(&[&format!("DNS:{cn}")]));
+    assert_eq!(v["san_dns"], json!([cn]), "{v}");
+
+    let v = generate_ok(&json!({"subject": {"common_name": "10.20.30.40"}}));
+    let csr = s(&v, "csr_pem").to_string();
+    assert_eq!(openssl_sans("req", &csr), set(&["IP Address:10.20.30.40"]));
+
+    // A CN that is no host name, and no SAN: refused before any key is made.
+    let (st, b) = daemon().post(
+        CSR,
+        &json!({"subject": {"common_name": "Billing Service"}, "key_type": "ec"}),
+    );
+    assert_error(
+        "a CN that is no host name",
+        (st, &b),
+        422,
+        "name_not_allowed",
+    );
+    if require_tool("pkcs11-tool") {
+        let orphans = csr_keys_without_a_csr();
+        assert!(orphans.is_empty(), "keys without a CSR: {orphans:?}");
     }
 }
 

@@ -62,6 +62,7 @@ fn view(r: &CsrRecord, token_label: &str, full: bool) -> Value {
     responses(
         (status = 201, description = "Taken in, `pending`", body = super::openapi::Csr),
         (status = 400, description = "`invalid_csr` (unparseable, bad self-signature, unsupported SAN type), `invalid_json`, `invalid_request`"),
+        (status = 422, description = "`key_type_not_allowed`: a key no certificate may have (EC other than P-256/P-384, RSA below 2048 bits, Ed25519, ...)"),
     ))]
 pub async fn import(
     State(st): State<AppState>,
@@ -80,7 +81,7 @@ pub async fn import(
     request_body = GenerateCsrRequest,
     responses(
         (status = 201, description = "A key pair made in the token and a CSR it signed; no private key in the answer", body = super::openapi::Csr),
-        (status = 400, description = "`invalid_request` (e.g. no name a certificate could carry as a SAN), `invalid_key_size`, `invalid_json`"),
+        (status = 400, description = "`invalid_request` (e.g. a bad IP address or country), `invalid_key_size`, `invalid_json`"),
         (status = 422, description = "`name_not_allowed`: a name is neither a host name nor an IP address"),
         (status = 503, description = "`hsm_unavailable`"),
     ))]

@@ -225,12 +225,14 @@ impl Role {
             )))
         };
         match (self.key_type, key) {
-            (RoleKeyType::Any, CsrKey::Rsa(bits)) if bits < 2048 => refuse(),
+            (RoleKeyType::Any, key) if key.certifiable().is_err() => refuse(),
             (RoleKeyType::Any, _) => Ok(()),
             (RoleKeyType::Ec, CsrKey::Ec(bits)) if self.key_bits == 0 || self.key_bits == bits => {
                 Ok(())
             }
-            (RoleKeyType::Rsa, CsrKey::Rsa(bits)) if bits >= self.key_bits.max(2048) => Ok(()),
+            (RoleKeyType::Rsa, CsrKey::Rsa(bits)) if bits >= self.key_bits.max(MIN_RSA_BITS) => {
+                Ok(())
+            }
             _ => refuse(),
         }
     }
@@ -294,6 +296,31 @@ impl Role {
 pub enum CsrKey {
     Ec(u32),
     Rsa(u32),
+}
+
+/// The smallest RSA key certified, whatever a role's `key_bits` says (README "Keys").
+pub const MIN_RSA_BITS: u32 = 2048;
+
+impl CsrKey {
+    pub fn of(key_type: KeyType, bits: u32) -> Self {
+        match key_type {
+            KeyType::Ec => CsrKey::Ec(bits),
+            KeyType::Rsa => CsrKey::Rsa(bits),
+        }
+    }
+
+    /// The floor every certificate's key meets, with a role (`key_type: any` is exactly
+    /// this) or without one (the CSR workflow): EC P-256 or P-384, RSA of
+    /// [`MIN_RSA_BITS`] or more.
+    pub fn certifiable(self) -> Result<(), PolicyError> {
+        match self {
+            CsrKey::Ec(256 | 384) => Ok(()),
+            CsrKey::Rsa(bits) if bits >= MIN_RSA_BITS => Ok(()),
+            key => Err(PolicyError::KeyNotAllowed(format!(
+                "only EC P-256, P-384 and RSA keys of {MIN_RSA_BITS} bits or more are certified; the CSR has {key}"
+            ))),
+        }
+    }
 }
 
 impl std::fmt::Display for CsrKey {
@@ -722,6 +749,26 @@ mod tests {
         assert!(r.allows_csr_key(CsrKey::Rsa(4096)).is_ok());
         r.key_type = RoleKeyType::Any;
         assert!(r.allows_csr_key(CsrKey::Rsa(1024)).is_err());
+        assert!(r.allows_csr_key(CsrKey::Rsa(2048)).is_ok());
+        assert!(r.allows_csr_key(CsrKey::Ec(384)).is_ok());
+    }
+
+    #[test]
+    fn the_key_floor_without_a_role_is_that_of_key_type_any() {
+        for ok in [
+            CsrKey::Ec(256),
+            CsrKey::Ec(384),
+            CsrKey::Rsa(2048),
+            CsrKey::Rsa(4096),
+        ] {
+            assert!(ok.certifiable().is_ok(), "{ok}");
+        }
+        for bad in [CsrKey::Rsa(1024), CsrKey::Rsa(2047), CsrKey::Ec(521)] {
+            assert!(
+                matches!(bad.certifiable(), Err(PolicyError::KeyNotAllowed(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

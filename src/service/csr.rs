@@ -13,7 +13,7 @@ use super::issue::{LeafPlan, Pending};
 use super::{Pki, Principal, ServiceError};
 use crate::ca::csr;
 use crate::keys::{KeySpec, KeyType};
-use crate::policy::{self, ExtKeyUsage, KeyUsage, RequestedNames, Role, RoleKeyType, Ttl};
+use crate::policy::{self, CsrKey, ExtKeyUsage, KeyUsage, RequestedNames, Role, RoleKeyType, Ttl};
 use crate::store::{CertSource, CsrRecord, CsrSource, CsrStatus};
 use crate::types::{new_id, now, SubjectFields};
 
@@ -143,6 +143,12 @@ fn record_from(
     }
 }
 
+/// The workflow has no role: a CSR's key must meet the floor of `key_type: any` (422
+/// `key_type_not_allowed`, as `/sign/{role}` answers).
+fn check_key(parsed: &csr::VerifiedCsr) -> Result<(), ServiceError> {
+    Ok(CsrKey::of(parsed.key_type, parsed.key_bits).certifiable()?)
+}
+
 fn wrong_state(rec: &CsrRecord, wanted: &str) -> ServiceError {
     ServiceError::InvalidState(format!("CSR {} is {:?}; {wanted}", rec.id, rec.status))
 }
@@ -159,7 +165,8 @@ impl Pki {
         }
     }
 
-    /// Take a CSR in for review; its self-signature is verified now.
+    /// Take a CSR in for review; its self-signature and its key are checked now, so that
+    /// a reviewer never approves a request that could not be signed.
     pub fn import_csr(
         &self,
         who: &Principal,
@@ -168,6 +175,7 @@ impl Pki {
         let note = short_text("note", req.note)?;
         super::check_csr_size(&req.csr_pem, self.limits())?;
         let parsed = csr::parse_and_verify(&req.csr_pem)?;
+        check_key(&parsed)?;
         let mut rec = record_from(
             who,
             new_id("csr"),
@@ -260,12 +268,22 @@ impl Pki {
                 "validity_days must be between 1 and 36500".into(),
             ));
         }
+        // A certificate without extKeyUsage is good for any purpose: that is not what a
+        // reviewer approving a TLS default should get by sending an empty list.
+        if req.ext_key_usage.as_ref().is_some_and(|l| l.0.is_empty()) {
+            return Err(ServiceError::InvalidRequest(
+                "ext_key_usage must not be empty: leave it out for ServerAuth and ClientAuth, or name the usages".into(),
+            ));
+        }
         let ext_key_usage =
             ExtKeyUsage::parse_list(req.ext_key_usage.as_ref().map(|l| l.0.as_slice()))
                 .map_err(ServiceError::InvalidRequest)?;
         let ca = self.ca_for(who, &req.ca_id)?;
         self.ensure_can_sign(&ca)?;
         let parsed = csr::parse_and_verify(&rec.csr_pem)?;
+        // Checked at import too; a CSR stored before that check (or under a lower floor)
+        // is refused here.
+        check_key(&parsed)?;
         let ttl = Ttl::from_secs(u64::from(req.validity_days) * 86_400);
         // The reviewer approved these exact names: a profile that lets them all through,
         // still refusing malformed ones.
@@ -339,7 +357,10 @@ impl Pki {
             locality: req.subject.locality.0,
             province: req.subject.province.0,
         };
-        // The same checks a role's names get, with nothing restricted but the forms.
+        // The same checks a role's names get, with nothing restricted but the forms. With
+        // no SAN asked for, the CN (a host name or an IP address, or it is refused) is the
+        // SAN, as for `issue`; with SANs, the CSR carries exactly those.
+        let no_sans = req.san_dns.0.is_empty() && req.san_ip.0.is_empty();
         let permissive = Role {
             allow_any_name: true,
             require_cn: true,
@@ -352,7 +373,7 @@ impl Pki {
                 dns: req.san_dns.0,
                 ips: req.san_ip.0,
                 uris: vec![],
-                exclude_cn_from_sans: true,
+                exclude_cn_from_sans: !no_sans,
             },
             self.limits(),
         )?;
@@ -395,7 +416,14 @@ impl Pki {
         let mut rec = record_from(who, id, CsrSource::Generated, pem, &parsed, None);
         rec.key_label = Some(generated.key.label.clone());
         rec.key_id = generated.key.id.clone();
-        self.store.insert_csr(&mut rec)?;
+        // A key without its CSR record would be an orphan nobody can find or use. A record
+        // that was written but not flushed may still reach the disk: its key stays.
+        if let Err(e) = self.store.insert_csr(&mut rec) {
+            if matches!(self.store.get_csr(&rec.id), Ok(None)) {
+                let _ = self.token.destroy_key_pair(&generated.key);
+            }
+            return Err(e.into());
+        }
         Ok(rec)
     }
 }
