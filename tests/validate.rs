@@ -8,9 +8,13 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{assert_error, daemon, merge, output_text, require_tool, unique_name, Daemon};
+use common::{
+    assert_error, daemon, der_to_pem, merge, output_text, pem_to_der, require_tool, unique_name,
+    Daemon,
+};
 use serde_json::{json, Value};
 
 const VALIDATE: &str = "/v1/pki/certificates/validate";
@@ -766,4 +770,331 @@ fn a_registered_trust_anchor_anchors_validation_until_it_is_deleted() {
     );
     assert_eq!(r.status, 204);
     assert_invalid("after deletion", &validate(d, &body));
+}
+
+// ------------------------------------------------------------------ openssl ca
+
+/// A throw-away CA run by `openssl ca` in its own scratch directory, so that a test
+/// chooses every extension and date of its certificates and CRLs.
+struct OpensslCa {
+    dir: PathBuf,
+}
+
+const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n";
+
+impl OpensslCa {
+    /// A self-signed CA named `cn` with the extension lines `ext`, valid for 30 days from
+    /// now or from `dates.0` to `dates.1` (`YYYYMMDDHHMMSSZ`). None when openssl is missing.
+    fn new(d: &Daemon, cn: &str, ext: &str, dates: Option<(&str, &str)>) -> Option<OpensslCa> {
+        if !require_tool("openssl") {
+            return None;
+        }
+        let dir = d.scratch_path("openssl-ca");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ca = OpensslCa { dir };
+        ca.write(
+            "ca.cnf",
+            &format!(
+                "[ca]\ndefault_ca=c\n[c]\ndatabase={}\nnew_certs_dir={}\ndefault_md=sha256\n\
+                 policy=p\nserial={}\ncrlnumber={}\ndefault_crl_days=30\nunique_subject=no\n\
+                 [p]\ncommonName=supplied\n[req]\ndistinguished_name=dn\n[dn]\n",
+                ca.p("index.txt"),
+                ca.dir.display(),
+                ca.p("serial"),
+                ca.p("crlnumber")
+            ),
+        );
+        ca.write("index.txt", "");
+        ca.write("serial", "1000\n");
+        ca.write("crlnumber", "01\n");
+        ca.issue("ca", cn, ext, dates, true);
+        Some(ca)
+    }
+
+    fn p(&self, f: &str) -> String {
+        self.dir.join(f).to_string_lossy().into_owned()
+    }
+
+    fn write(&self, f: &str, text: &str) {
+        std::fs::write(self.p(f), text).expect("write scratch file");
+    }
+
+    fn read(&self, f: &str) -> String {
+        std::fs::read_to_string(self.p(f)).expect("read scratch file")
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let mut c = Command::new("openssl");
+        c.args(args);
+        run(&mut c);
+    }
+
+    /// A P-256 key and a certificate `<name>.pem` for `/CN=cn` with the extension lines
+    /// `ext`: self-signed, or signed by this CA.
+    fn issue(
+        &self,
+        name: &str,
+        cn: &str,
+        ext: &str,
+        dates: Option<(&str, &str)>,
+        self_signed: bool,
+    ) {
+        let (key, csr, extf, pem) = (
+            self.p(&format!("{name}.key")),
+            self.p(&format!("{name}.csr")),
+            self.p(&format!("{name}.ext")),
+            self.p(&format!("{name}.pem")),
+        );
+        self.write(&format!("{name}.ext"), ext);
+        self.openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &key,
+        ]);
+        let cnf = self.p("ca.cnf");
+        self.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={cn}"),
+            "-config",
+            &cnf,
+            "-out",
+            &csr,
+        ]);
+        let mut args: Vec<String> = [
+            "ca", "-batch", "-notext", "-config", &cnf, "-in", &csr, "-out", &pem, "-extfile",
+            &extf,
+        ]
+        .map(String::from)
+        .to_vec();
+        if self_signed {
+            args.extend(["-selfsign".into(), "-keyfile".into(), key.clone()]);
+        } else {
+            args.extend(
+                ["-keyfile", &self.p("ca.key"), "-cert", &self.p("ca.pem")].map(String::from),
+            );
+        }
+        match dates {
+            Some((from, to)) => args.extend(["-startdate", from, "-enddate", to].map(String::from)),
+            None => args.extend(["-days", "30"].map(String::from)),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.openssl(&args);
+    }
+
+    /// A leaf for `cn` with the extension lines `ext`, signed by this CA.
+    fn leaf(&self, cn: &str, ext: &str, dates: Option<(&str, &str)>) -> String {
+        let name = unique_name("leaf");
+        self.issue(&name, cn, ext, dates, false);
+        self.read(&format!("{name}.pem"))
+    }
+
+    fn root(&self) -> String {
+        self.read("ca.pem")
+    }
+
+    /// A CRL of this CA (listing nothing revoked), with extra `openssl ca -gencrl` options.
+    fn crl(&self, extra: &[&str]) -> String {
+        let out = self.p(&format!("{}.crl", unique_name("crl")));
+        let (cnf, key, cert) = (self.p("ca.cnf"), self.p("ca.key"), self.p("ca.pem"));
+        let mut args = vec![
+            "ca", "-gencrl", "-config", &cnf, "-keyfile", &key, "-cert", &cert, "-out", &out,
+        ];
+        args.extend_from_slice(extra);
+        self.openssl(&args);
+        std::fs::read_to_string(&out).expect("read CRL")
+    }
+}
+
+fn client_leaf_ext(san: &str) -> String {
+    format!(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=clientAuth\nsubjectAltName={san}\n\
+         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+}
+
+#[test]
+fn without_a_revocation_source_not_revoked_is_null_and_an_unusable_crl_still_refuses() {
+    let d = daemon();
+    let Some(ca) = OpensslCa::new(d, &unique_name("Unchecked Root"), CA_EXT, None) else {
+        return;
+    };
+    let leaf = ca.leaf(
+        "unchecked.example.net",
+        &client_leaf_ext("DNS:unchecked.example.net"),
+        None,
+    );
+    let body = |crls: Option<String>| {
+        let mut b = json!({
+            "certificate_pem": leaf,
+            "trust_anchors_pem": ca.root(),
+            "purpose": "client_auth",
+        });
+        if let Some(c) = crls {
+            merge(&mut b, json!({"crls_pem": c}));
+        }
+        b
+    };
+
+    // Nothing to check it against: nothing was checked, and that alone does not refuse.
+    let v = validate(d, &body(None));
+    assert_valid("no CRL, not ours", &v);
+    assert!(v["not_revoked"].is_null(), "{v}");
+    assert_eq!(v["chain_valid"], true, "{v}");
+
+    let v = validate(d, &body(Some(ca.crl(&[]))));
+    assert_valid("a fresh CRL that does not list it", &v);
+    assert_eq!(v["not_revoked"], true, "{v}");
+
+    // A CRL given but unusable refuses (fail closed), as before.
+    let stale = ca.crl(&[
+        "-crl_lastupdate",
+        "20200101000000Z",
+        "-crl_nextupdate",
+        "20200102000000Z",
+    ]);
+    let v = validate(d, &body(Some(stale)));
+    let reason = assert_invalid("a stale CRL", &v);
+    assert_eq!(v["not_revoked"], false, "{v}");
+    assert!(reason.contains("nextUpdate"), "{reason}");
+
+    let mut der = pem_to_der(&ca.crl(&[]));
+    *der.last_mut().expect("CRL bytes") ^= 0x01;
+    let v = validate(d, &body(Some(der_to_pem("X509 CRL", &der))));
+    let reason = assert_invalid("a CRL whose signature does not verify", &v);
+    assert_eq!(v["not_revoked"], false, "{v}");
+    assert!(reason.contains("does not verify"), "{reason}");
+}
+
+#[test]
+fn a_name_constraint_reason_says_whether_the_name_is_outside_the_permitted_or_in_an_excluded_subtree(
+) {
+    let d = daemon();
+    let ext = format!(
+        "{CA_EXT}nameConstraints=critical,permitted;DNS:ok.test,excluded;DNS:bad.ok.test\n"
+    );
+    let Some(ca) = OpensslCa::new(d, &unique_name("NC Root"), &ext, None) else {
+        return;
+    };
+    let check = |san: &str| {
+        let leaf = ca.leaf("nc-leaf", &client_leaf_ext(san), None);
+        validate(
+            d,
+            &json!({
+                "certificate_pem": leaf,
+                "trust_anchors_pem": ca.root(),
+                "purpose": "client_auth",
+                "check_revocation": false,
+            }),
+        )
+    };
+    assert_valid("inside the permitted subtree", &check("DNS:a.ok.test"));
+
+    let v = check("DNS:*.test");
+    let reason = assert_invalid("a wildcard above the permitted subtree", &v);
+    assert!(
+        reason.contains("outside the permitted subtrees") && !reason.contains("excluded"),
+        "{reason}"
+    );
+    assert!(reason.contains("ok.test"), "the subtree is named: {reason}");
+
+    let v = check("DNS:x.bad.ok.test");
+    let reason = assert_invalid("a name in the excluded subtree", &v);
+    assert!(
+        reason.contains("excluded subtree") && reason.contains("bad.ok.test"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_reported_as_expired_even_where_its_root_is_not_valid_yet() {
+    let d = daemon();
+    // The root starts now; the leaf lived in January 2020.
+    let Some(ca) = OpensslCa::new(d, &unique_name("Young Root"), CA_EXT, None) else {
+        return;
+    };
+    let leaf = ca.leaf(
+        "old.example.net",
+        &client_leaf_ext("DNS:old.example.net"),
+        Some(("20200101000000Z", "20200201000000Z")),
+    );
+    let at = |t: &str| {
+        validate(
+            d,
+            &json!({
+                "certificate_pem": leaf,
+                "trust_anchors_pem": ca.root(),
+                "validation_time": t,
+                "check_revocation": false,
+            }),
+        )
+    };
+    let v = at("2021-01-01T00:00:00Z");
+    let reason = assert_invalid("leaf expired, root not valid yet", &v);
+    assert_eq!(v["not_expired"], false, "{v}");
+    assert_eq!(v["chain_valid"], false, "{v}");
+    assert!(
+        reason.starts_with("the certificate has expired"),
+        "the leaf's own expiry comes first: {reason}"
+    );
+
+    // Within the leaf's dates, the root is what is wrong.
+    let v = at("2020-01-15T00:00:00Z");
+    let reason = assert_invalid("leaf in date, root not valid yet", &v);
+    assert_eq!(v["not_expired"], true, "{v}");
+    assert!(
+        reason.contains("trust anchor") && reason.contains("not valid yet"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_trust_anchor_must_be_allowed_to_sign_certificates_and_may_have_expired() {
+    let d = daemon();
+    let no_kcs = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature,cRLSign\nsubjectKeyIdentifier=hash\n";
+    let Some(ca) = OpensslCa::new(d, &unique_name("No KCS Root"), no_kcs, None) else {
+        return;
+    };
+    let (st, v) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("nokcs"), "certificate_pem": ca.root()}),
+    );
+    assert_error(
+        "a CA that may not sign certificates",
+        (st, &v),
+        400,
+        "invalid_certificate",
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("keyCertSign"),
+        "{v}"
+    );
+
+    // Operators register anchors ahead of time, or keep old ones: an expired CA is taken,
+    // and its not_after says so.
+    let Some(old) = OpensslCa::new(
+        d,
+        &unique_name("Expired Root"),
+        CA_EXT,
+        Some(("20200101000000Z", "20200201000000Z")),
+    ) else {
+        return;
+    };
+    let (st, ta) = d.post(
+        "/v1/pki/trust-anchors",
+        &json!({"name": unique_name("expired"), "certificate_pem": old.root()}),
+    );
+    assert_eq!(st, 201, "{ta}");
+    assert_eq!(ta["not_after"], "2020-02-01T00:00:00Z", "{ta}");
 }

@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 use scaivault_pki::ca;
 use scaivault_pki::ca::leaf_key::LeafKey;
 use scaivault_pki::limits::{LimitExceeded, Limits};
-use scaivault_pki::validate::{self, Anchor, Budgets, Crl, Purpose, Request};
+use scaivault_pki::validate::{self, Anchor, Budgets, Crl, Purpose, RecordStatus, Request};
 use scaivault_pki_fuzz::{pem, NOW_UNIX};
 use x509_cert::Certificate;
 
@@ -47,7 +47,8 @@ fn certificates(text: &str) {
             check_revocation: false,
             budgets: Budgets::from(&Limits::default()),
         };
-        let no_records = |_: &[u8]| -> Result<Option<String>, LimitExceeded> { Ok(None) };
+        let no_records =
+            |_: &[u8]| -> Result<RecordStatus, LimitExceeded> { Ok(RecordStatus::NotOurs) };
         let _ = validate::validate(&req, &no_records);
     }
     // Import, trust anchors and ceremony chains: `ca::certificates_from_pem`. Every

@@ -30,7 +30,7 @@ use scaivault_pki::service::issue::{
 use scaivault_pki::service::validate::{validation_request, ValidateRequest};
 use scaivault_pki::service::ServiceError;
 use scaivault_pki::types::Serial;
-use scaivault_pki::validate::{self, Anchor, Budgets, Purpose, Request};
+use scaivault_pki::validate::{self, Anchor, Budgets, Purpose, RecordStatus, Request};
 use scaivault_pki_fuzz::{flags_from_byte, idx, now, pool, pool_spki, role, soft_ca, NOW_UNIX};
 
 const DOMAINS: [&[&str]; 8] = [
@@ -200,7 +200,7 @@ fn validate_request(req: ValidateRequest) -> Result<validate::Outcome, ServiceEr
             der: pool().certs[idx::ROOT_A].clone(),
         },
     );
-    let own = |_: &[u8]| -> Result<Option<String>, ServiceError> { Ok(None) };
+    let own = |_: &[u8]| -> Result<RecordStatus, ServiceError> { Ok(RecordStatus::NotOurs) };
     validate::validate(&request, &own)
 }
 
@@ -221,7 +221,8 @@ fn check_issued(role: &Role, der: Vec<u8>) {
         check_revocation: false,
         budgets: Budgets::from(&limits()),
     };
-    let no_records = |_: &[u8]| -> Result<Option<String>, LimitExceeded> { Ok(None) };
+    let no_records =
+        |_: &[u8]| -> Result<RecordStatus, LimitExceeded> { Ok(RecordStatus::NotOurs) };
     let Ok(out) = validate::validate(&req, &no_records) else {
         return;
     };

@@ -27,7 +27,7 @@ fn view(r: &TrustAnchorRecord) -> Value {
     request_body = TrustAnchorRequest,
     responses(
         (status = 201, description = "Registered", body = super::openapi::TrustAnchor),
-        (status = 400, description = "`invalid_certificate` (unparseable, or not a CA), `invalid_request`, `invalid_json`"),
+        (status = 400, description = "`invalid_certificate` (unparseable, not a CA, or a keyUsage without keyCertSign), `invalid_request`, `invalid_json`"),
         (status = 409, description = "`trust_anchor_exists`: the name or the certificate"),
     ))]
 pub async fn create(

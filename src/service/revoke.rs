@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{Pki, Principal, ServiceError};
 use crate::store::{CertRecord, Revocation, RevokeOutcome, Revokee};
 use crate::types::{now, RevocationReason};
+use crate::validate::RecordStatus;
 
 /// `POST /v1/pki/revoke`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -193,33 +194,39 @@ impl Pki {
 }
 
 impl Pki {
-    /// If this exact certificate (by DER) is one we track for the caller's tenant and it is
-    /// revoked, its revocation. For chain validation: our own records are authoritative for
-    /// what our CAs issued, without waiting for a CRL.
+    /// What our records say of this exact certificate (by DER) for the caller's tenant. For
+    /// chain validation: our records are authoritative for what our CAs issued, without
+    /// waiting for a CRL, and say nothing of the rest — an imported certificate, or a CA
+    /// certificate signed elsewhere — unless it was marked revoked here.
     pub fn our_revocation(
         &self,
         who: &Principal,
         cert_der: &[u8],
-    ) -> Result<Option<Revocation>, ServiceError> {
+    ) -> Result<RecordStatus, ServiceError> {
         use der::Decode;
         let Ok(cert) = x509_cert::Certificate::from_der(cert_der) else {
-            return Ok(None);
+            return Ok(RecordStatus::NotOurs);
+        };
+        let status = |revocation: Option<Revocation>, issued_here: bool| match revocation {
+            Some(r) => RecordStatus::Revoked(r.reason),
+            None if issued_here => RecordStatus::Good,
+            None => RecordStatus::NotOurs,
         };
         let serial_hex = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
         for id in self.store.ids_by_serial(&who.tenant, &serial_hex)? {
             if id.starts_with("ca_") {
                 if let Some(ca) = self.store.get_ca(&id)? {
                     if ca.certificate_der == cert_der {
-                        return Ok(ca.revocation);
+                        return Ok(status(ca.revocation, ca.parent_id.is_some()));
                     }
                 }
             } else if let Some(c) = self.store.get_cert(&id)? {
                 if c.certificate_der == cert_der {
-                    return Ok(c.revocation);
+                    return Ok(status(c.revocation, c.issuer_ca_id.is_some()));
                 }
             }
         }
-        Ok(None)
+        Ok(RecordStatus::NotOurs)
     }
 }
 

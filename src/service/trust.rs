@@ -3,7 +3,7 @@
 use der::Encode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use x509_cert::ext::pkix::BasicConstraints;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 
 use super::{Pki, Principal, ServiceError};
 use crate::store::{StoreError, TrustAnchorRecord};
@@ -29,6 +29,10 @@ fn rfc4514(name: &x509_cert::name::Name) -> String {
 impl Pki {
     /// Register a CA certificate as a trust anchor. It must parse, and it must be a CA
     /// (basicConstraints cA TRUE): trusting a leaf as an anchor is almost always a mistake.
+    /// A keyUsage, when present, must allow keyCertSign: validation refuses every path
+    /// through an anchor that may not sign certificates, so registering one would only
+    /// hide the problem until then. Validity is not checked: operators register anchors
+    /// before they start, or keep an expired one for old signatures.
     pub fn create_trust_anchor(
         &self,
         who: &Principal,
@@ -50,6 +54,15 @@ impl Pki {
         if !is_ca {
             return Err(ServiceError::InvalidCertificate(
                 "a trust anchor must be a CA certificate (basicConstraints cA TRUE)".into(),
+            ));
+        }
+        let key_usage = cert
+            .tbs_certificate()
+            .get_extension::<KeyUsage>()
+            .map_err(|e| ServiceError::InvalidCertificate(format!("keyUsage: {e}")))?;
+        if key_usage.is_some_and(|(_, ku)| !ku.0.contains(KeyUsages::KeyCertSign)) {
+            return Err(ServiceError::InvalidCertificate(
+                "a trust anchor's keyUsage must include keyCertSign (RFC 5280 §4.2.1.3); this one may not sign certificates".into(),
             ));
         }
         let der = cert.to_der()?;

@@ -90,15 +90,16 @@ impl Crl {
 }
 
 /// The revocation status of `cert`, whose issuer in the path is `issuer`, at `time`:
-/// Ok when no usable CRL lists it, Err with a sentence when one does or when a CRL that
-/// claims to cover it can't be used.
+/// `Ok(true)` when a usable CRL of its issuer covers it and does not list it, `Ok(false)`
+/// when no CRL names its issuer (its status is simply not known here), Err with a sentence
+/// when a CRL lists it or when a CRL that claims to cover it can't be used.
 pub fn check(
     crls: &[Crl],
     cert: &Cert,
     issuer: &Cert,
     time: u64,
     verifier: &Verifier,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let mut named = 0;
     let mut verified = 0;
     for crl in crls.iter().filter(|c| c.issuer == cert.issuer) {
@@ -121,9 +122,10 @@ pub fn check(
             );
         }
         if crl.next_update.is_some_and(|n| time > n) {
-            return Err(
-                "the CRL from its issuer is past its nextUpdate at the validation time".into(),
-            );
+            return Err(format!(
+                "the CRL from its issuer is past its nextUpdate at {}",
+                super::instant(time)
+            ));
         }
         if crl.serials.contains(&cert.serial) {
             return Err("it is revoked by its issuer's CRL".into());
@@ -135,5 +137,5 @@ pub fn check(
                 .into(),
         );
     }
-    Ok(())
+    Ok(verified > 0)
 }

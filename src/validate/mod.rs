@@ -45,13 +45,20 @@
 //!   certificate's validity period, so an expired certificate with a sound chain answers
 //!   `chain_valid: true, not_expired: false`.
 //! * `not_expired`: notBefore ≤ validation time ≤ notAfter for the certificate itself.
-//! * `not_revoked`: `null` when revocation was not asked for, or when the certificate
-//!   itself can't be read. Otherwise false when our records or a given CRL revoke a
-//!   certificate of every path that passes the other checks, or when a CRL that covers
-//!   such a certificate can't be used (fail closed, see `crl`). When no path is found,
-//!   only our records for the certificate itself are consulted (a CRL can't be checked
-//!   without its issuer's key).
+//! * `not_revoked`: `null` when revocation was not asked for, when the certificate itself
+//!   can't be read, or when no certificate of the path had a revocation source: neither
+//!   our records (a CA of ours issued it) nor a CRL of its issuer in the request. Nothing
+//!   was checked then, and saying `true` would claim otherwise (soft fail: `valid` is
+//!   decided by the rest). False when our records or a given CRL revoke a certificate of
+//!   every path that passes the other checks, or when a CRL that covers such a
+//!   certificate can't be used (fail closed, see `crl`). True when at least one
+//!   certificate of the path had a source and none is revoked; those without one are not
+//!   counted against it. When no path is found, only our records for the certificate
+//!   itself are consulted (a CRL can't be checked without its issuer's key).
 //! * `valid` = `chain_valid && not_expired && not_revoked != false`.
+//! * `reason`: when the certificate itself is outside its validity period at the
+//!   validation time, that comes first, followed by what is wrong with its chain if
+//!   anything is; otherwise the chain's problem, then revocation.
 
 mod cert;
 mod crl;
@@ -59,7 +66,7 @@ mod keys;
 mod names;
 mod path;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 
 use base64::Engine as _;
@@ -144,6 +151,8 @@ pub struct Outcome {
     pub valid: bool,
     pub chain_valid: bool,
     pub not_expired: bool,
+    /// `null` when revocation was not asked for, or when no certificate of the path had a
+    /// revocation source (our records, or a CRL of its issuer in `crls_pem`).
     pub not_revoked: Option<bool>,
     /// The label of the anchor the path ends at.
     pub trusted_anchor: Option<String>,
@@ -425,9 +434,28 @@ impl Validation<'_> {
     }
 }
 
-/// A lookup of a DER certificate in our revocation records: `Some(reason)` when a CA of
-/// ours issued it and it is revoked.
-pub type OwnRecords<'a, E> = &'a dyn Fn(&[u8]) -> Result<Option<String>, E>;
+/// What our own records say of one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordStatus {
+    /// No CA of ours issued it: our records are not a revocation source for it.
+    NotOurs,
+    /// A CA of ours issued it and it is not revoked.
+    Good,
+    /// We track it and it is revoked, for this reason.
+    Revoked(String),
+}
+
+/// A lookup of a DER certificate in our revocation records.
+pub type OwnRecords<'a, E> = &'a dyn Fn(&[u8]) -> Result<RecordStatus, E>;
+
+/// Unix seconds as RFC 3339, for reasons.
+fn instant(t: u64) -> String {
+    i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(crate::types::rfc3339)
+        .unwrap_or_else(|| format!("{t} seconds after 1970"))
+}
 
 /// The refusal when no answer was found and a limit, not the certificates, may be why.
 fn limit_refusal(v: &Verifier) -> Option<crate::limits::LimitExceeded> {
@@ -440,8 +468,8 @@ fn limit_refusal(v: &Verifier) -> Option<crate::limits::LimitExceeded> {
     })
 }
 
-/// Validate `req`. `own` looks a DER certificate up in our revocation records: `Some(reason)`
-/// when a CA of ours issued it and it is revoked. Its errors end the validation.
+/// Validate `req`. `own` looks a DER certificate up in our revocation records; its errors
+/// end the validation.
 ///
 /// When no acceptable path is found and a limit of `req.budgets` cut the search short, the
 /// answer is not known: that is an error (`chain_too_deep`, `path_budget_exceeded`), not
@@ -530,20 +558,28 @@ pub fn validate<E: From<crate::limits::LimitExceeded>>(
     let not_revoked = if !req.check_revocation {
         None
     } else if found.is_none() {
-        let revoked = own(&req.leaf)?;
-        if let Some(why) = &revoked {
-            revocation_reason = Some(format!("the certificate has been revoked ({why})"));
+        match own(&req.leaf)? {
+            RecordStatus::Revoked(why) => {
+                revocation_reason = Some(format!("the certificate has been revoked ({why})"));
+                Some(false)
+            }
+            RecordStatus::Good => Some(true),
+            RecordStatus::NotOurs => None,
         }
-        Some(revoked.is_none())
     } else {
         let own_error: RefCell<Option<E>> = RefCell::new(None);
+        // How many certificates of the last path that passed had a revocation source; the
+        // search stops at the first path that passes, so this is the found path's count.
+        let sourced = Cell::new(0usize);
         let check = |chain: &[&Cert], verifier: &Verifier| -> Result<(), String> {
             // chain: leaf first, anchor last; the anchor itself is trusted as given.
+            let mut with_source = 0;
             for pair in chain.windows(2) {
                 let (c, issuer) = (pair[0], pair[1]);
-                match own(&c.der) {
-                    Ok(None) => {}
-                    Ok(Some(why)) => {
+                let ours = match own(&c.der) {
+                    Ok(RecordStatus::NotOurs) => false,
+                    Ok(RecordStatus::Good) => true,
+                    Ok(RecordStatus::Revoked(why)) => {
                         return Err(format!(
                             "{:?} has been revoked by its issuing CA here ({why})",
                             c.subject_text()
@@ -553,10 +589,14 @@ pub fn validate<E: From<crate::limits::LimitExceeded>>(
                         own_error.borrow_mut().get_or_insert(e);
                         return Err("our revocation records could not be read".into());
                     }
-                }
-                crl::check(&req.crls, c, issuer, check_time, verifier)
+                };
+                let by_crl = crl::check(&req.crls, c, issuer, check_time, verifier)
                     .map_err(|e| format!("{:?}: {e}", c.subject_text()))?;
+                if ours || by_crl {
+                    with_source += 1;
+                }
             }
+            sourced.set(with_source);
             Ok(())
         };
         let checked = v.search(check_time, Some(&check));
@@ -566,7 +606,7 @@ pub fn validate<E: From<crate::limits::LimitExceeded>>(
         match checked {
             Ok(f) => {
                 found = Some(f);
-                Some(true)
+                (sourced.get() > 0).then_some(true)
             }
             Err(why) => {
                 if let Some(e) = limit_refusal(&v.verifier) {
@@ -579,10 +619,15 @@ pub fn validate<E: From<crate::limits::LimitExceeded>>(
     };
 
     let valid = chain_valid && not_expired && not_revoked != Some(false);
+    // The certificate's own dates first: an expired certificate is expired whatever its
+    // chain looks like at its last valid instant.
     let reason = if valid {
         None
     } else {
-        chain_reason.or(time_reason).or(revocation_reason)
+        match (time_reason, chain_reason) {
+            (Some(t), Some(c)) => Some(format!("{t}; also, {c}")),
+            (t, c) => t.or(c).or(revocation_reason),
+        }
     };
     Ok(Outcome {
         valid,

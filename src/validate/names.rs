@@ -369,56 +369,84 @@ fn names_of(cert: &Cert) -> Vec<GeneralName> {
     out
 }
 
+/// A constraint's base, for a reason: a DNS or email base as text, an IP base as address
+/// and mask, anything else as [`describe`] says it.
+fn describe_base(base: &GeneralName) -> String {
+    match base {
+        GeneralName::DnsName(d) => format!("{:?}", d.as_str()),
+        GeneralName::Rfc822Name(m) => format!("{:?}", m.as_str()),
+        GeneralName::IpAddress(ip) => {
+            let b = ip.as_bytes();
+            let half = b.len() / 2;
+            let addr = |x: &[u8]| -> Option<IpAddr> {
+                match x.len() {
+                    4 => <[u8; 4]>::try_from(x).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(x).ok().map(IpAddr::from),
+                    _ => None,
+                }
+            };
+            match (addr(&b[..half]), addr(&b[half..])) {
+                (Some(a), Some(m)) => format!("{a} mask {m}"),
+                _ => "an IP address range".into(),
+            }
+        }
+        other => describe(other),
+    }
+}
+
 /// RFC 5280 §6.1.3 (b), (c): every name of `cert` within the permitted subtrees of each
-/// form that has any, and outside every excluded subtree.
+/// form that has any, and outside every excluded subtree. A name that is both outside the
+/// permitted subtrees and (or, for a wildcard, partly) in an excluded one is reported as
+/// outside the permitted ones: that is the more basic of the two.
 pub fn check(cert: &Cert, nc: &NameConstraints, budget: &mut NcBudget) -> Result<(), String> {
     let empty: Vec<GeneralSubtree> = Vec::new();
     let permitted = nc.permitted_subtrees.as_ref().unwrap_or(&empty);
     let excluded = nc.excluded_subtrees.as_ref().unwrap_or(&empty);
+    let unsupported = |name: &GeneralName| {
+        format!(
+            "its {} is under a name constraint of a form this validator does not process",
+            describe(name)
+        )
+    };
     for name in names_of(cert) {
-        for s in excluded {
-            budget.spend()?;
-            match matches(&name, &s.base, true) {
-                Match::Yes => {
-                    return Err(format!(
-                        "its {} is in an excluded subtree of a CA's name constraints",
-                        describe(&name)
-                    ))
-                }
-                Match::Unsupported => {
-                    return Err(format!(
-                    "its {} is under a name constraint of a form this validator does not process",
-                    describe(&name)
-                ))
-                }
-                Match::No | Match::OtherForm => {}
-            }
-        }
-        let mut same_form = false;
+        let mut same_form: Vec<&GeneralName> = Vec::new();
         let mut found = false;
         for s in permitted {
             budget.spend()?;
             match matches(&name, &s.base, false) {
                 Match::Yes => {
-                    same_form = true;
                     found = true;
                     break;
                 }
-                Match::No => same_form = true,
-                Match::Unsupported => {
-                    return Err(format!(
-                    "its {} is under a name constraint of a form this validator does not process",
-                    describe(&name)
-                ))
-                }
+                Match::No => same_form.push(&s.base),
+                Match::Unsupported => return Err(unsupported(&name)),
                 Match::OtherForm => {}
             }
         }
-        if same_form && !found {
+        if !found && !same_form.is_empty() {
+            let bases: Vec<String> = same_form.iter().map(|b| describe_base(b)).collect();
             return Err(format!(
-                "its {} is outside the permitted subtrees of a CA's name constraints",
-                describe(&name)
+                "its {} is outside the permitted subtrees of a CA's name constraints ({})",
+                describe(&name),
+                bases.join(", ")
             ));
+        }
+        for s in excluded {
+            budget.spend()?;
+            match matches(&name, &s.base, true) {
+                Match::Yes => {
+                    let wildcard =
+                        matches!(&name, GeneralName::DnsName(d) if d.as_str().starts_with("*."));
+                    return Err(format!(
+                        "its {} {} the excluded subtree {} of a CA's name constraints",
+                        describe(&name),
+                        if wildcard { "reaches into" } else { "is in" },
+                        describe_base(&s.base)
+                    ));
+                }
+                Match::Unsupported => return Err(unsupported(&name)),
+                Match::No | Match::OtherForm => {}
+            }
         }
     }
     Ok(())

@@ -352,14 +352,16 @@ impl Search<'_> {
                 .map_err(|e| format!("{role} {} is not acceptable: {e}", named(c)))?;
             if self.time < c.not_before {
                 return Err(format!(
-                    "{role} {} is not valid yet at the validation time",
-                    named(c)
+                    "{role} {} is not valid yet at {}",
+                    named(c),
+                    super::instant(self.time)
                 ));
             }
             if self.time > c.not_after {
                 return Err(format!(
-                    "{role} {} has expired at the validation time",
-                    named(c)
+                    "{role} {} has expired at {}",
+                    named(c),
+                    super::instant(self.time)
                 ));
             }
             // §4.2.1.12, applied along the path as browsers and webpki do; an anchor's
