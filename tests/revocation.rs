@@ -1269,6 +1269,108 @@ fn crl_numbers_and_revocations_survive_a_daemon_restart() {
     assert_eq!(again["reason"], "key_compromise", "{again}");
 }
 
+/// A leaf revoked on a daemon of its own that was then stopped and started again.
+struct AfterStop {
+    // Field order is drop order: the daemon goes before its data directory.
+    d: Daemon,
+    _setup: common::DaemonSetup,
+    ca_id: String,
+    ca_pem: String,
+    serial: String,
+    leaf_id: String,
+    /// The stopped daemon's log.
+    log: String,
+}
+
+/// Revoke a leaf, stop the daemon with `stop` right after the answer (well inside
+/// `crl.revoke_delay`), start it again.
+fn revoke_then_stop(prefix: &str, stop: fn(&Daemon)) -> AfterStop {
+    let setup = new_daemon_setup("").unwrap_or_else(|e| panic!("{e}"));
+    let d1 = start_daemon_on(&setup).unwrap_or_else(|e| panic!("{e}"));
+    let ca = ec_root(&d1, prefix);
+    let ca_id = id_of(&ca);
+    let ca_pem = d1.ca_certificate_pem(&ca_id);
+    let role = create_role(&d1, &ca_id, json!({}));
+    let leaf = issue(&d1, &role, prefix);
+    let serial = serial_of(&leaf);
+    revoke_ok(&d1, &serial, Some("key_compromise"));
+    stop(&d1);
+    let log = d1.log();
+    drop(d1);
+    let d = start_daemon_on(&setup).unwrap_or_else(|e| panic!("{e}"));
+    AfterStop {
+        d,
+        _setup: setup,
+        ca_id,
+        ca_pem,
+        serial,
+        leaf_id: id_of(&leaf),
+        log,
+    }
+}
+
+#[test]
+fn a_revocation_acknowledged_just_before_sigterm_is_on_the_crl_after_the_restart() {
+    if !require_python_cryptography() {
+        return;
+    }
+    let t = revoke_then_stop("rv-term", |d| {
+        let status = d.stop_gracefully();
+        assert!(status.success(), "graceful stop: {status}");
+    });
+    let (d, ca_id, serial) = (&t.d, &t.ca_id, &t.serial);
+    // The stop itself ran the rebuild that was waiting for revoke_delay.
+    let after_term = t.log.split("SIGTERM").nth(1).unwrap_or_default();
+    assert!(
+        after_term
+            .lines()
+            .any(|l| l.contains("CRL published") && l.contains(ca_id.as_str())),
+        "no CRL of {ca_id} was published during the graceful stop; log:\n{}",
+        t.log
+    );
+    // So the CRL the restarted daemon serves first lists it, without waiting.
+    let full = crl_dump(d, &crl_der(d, ca_id, false), &t.ca_pem, &[]);
+    assert_crl_basics("full CRL after SIGTERM and restart", &full);
+    assert_eq!(
+        entry(&full, serial).map(|e| e["reason"].clone()),
+        Some(json!("keyCompromise")),
+        "{serial} is not on the first CRL served after the restart: {full}"
+    );
+    let delta = crl_dump(d, &crl_der(d, ca_id, true), &t.ca_pem, &[]);
+    assert!(
+        entry(&delta, serial).is_some(),
+        "{serial} is not on the delta CRL after the restart: {delta}"
+    );
+}
+
+#[test]
+fn a_revocation_acknowledged_just_before_sigkill_reaches_the_crl_right_after_the_restart() {
+    if !require_python_cryptography() {
+        return;
+    }
+    let t = revoke_then_stop("rv-kill", |d| {
+        d.kill_hard();
+    });
+    let (d, ca_id, serial) = (&t.d, &t.ca_id, &t.serial);
+    // Nothing rebuilt it before the kill; the start finds the revocation log ahead of the
+    // published CRL and rebuilds (rebuild_interval is an hour).
+    for delta in [false, true] {
+        if let Err(last) = poll_crl(d, ca_id, &t.ca_pem, delta, REBUILD_WAIT, |dump| {
+            entry(dump, serial).is_some()
+        }) {
+            panic!(
+                "{serial} revoked before a SIGKILL is not on the {} CRL {REBUILD_WAIT:?} \
+                 after the restart; last: {last}\nlog before the kill:\n{}\nlog now:\n{}",
+                if delta { "delta" } else { "full" },
+                t.log,
+                d.log_tail(4000)
+            );
+        }
+    }
+    let row = get_cert(d, &t.leaf_id);
+    assert_eq!(row["revocation_reason"], "key_compromise", "{row}");
+}
+
 #[test]
 fn a_stream_of_revocations_on_one_ca_does_not_hold_back_another_cas_crl() {
     if !require_python_cryptography() {

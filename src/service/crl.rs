@@ -330,9 +330,10 @@ impl Pki {
         }
     }
 
-    /// Start the background worker: CAs without a CRL get one now, every CA is rebuilt each
-    /// `rebuild_interval`, and after a revocation its CA is rebuilt once `revoke_delay` has
-    /// passed with no further revocation of that burst.
+    /// Start the background worker: CAs without a CRL, or with revocations newer than it,
+    /// get one now; every CA is rebuilt each `rebuild_interval`; after a revocation its CA
+    /// is rebuilt once `revoke_delay` has passed with no further revocation of that burst;
+    /// and when the worker is stopped, the rebuilds still waiting are done first.
     pub fn start_crl_worker(self: &Arc<Self>) -> std::thread::JoinHandle<()> {
         let (tx, rx) = mpsc::channel::<String>();
         *self.crl.notify.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
@@ -348,15 +349,7 @@ impl Pki {
     }
 
     fn crl_worker(&self, rx: mpsc::Receiver<String>) {
-        if let Ok(ids) = self.store.all_ca_ids() {
-            for id in ids {
-                if matches!(self.store.crl_meta(&id), Ok(None)) {
-                    if let Err(e) = self.rebuild_crl(&id) {
-                        tracing::warn!(ca_id = %id, error = %e, "initial CRL failed; will retry");
-                    }
-                }
-            }
-        }
+        let failed = self.catch_up_crls();
         let interval = Duration::from_secs(self.settings.crl.rebuild_interval.as_secs().max(1));
         let delay = self.settings.crl.revoke_delay;
         // However steady a stream of revocations, a CA's CRL is rebuilt at most this long
@@ -366,6 +359,9 @@ impl Pki {
         // Per CA: (first pending revocation, quiet-time deadline). Each CA coalesces its
         // own bursts; one busy CA never holds back another's CRL.
         let mut pending: HashMap<String, (Instant, Instant)> = HashMap::new();
+        // A start-up rebuild that failed (token not ready yet) is tried once more shortly.
+        let start = Instant::now();
+        pending.extend(failed.into_iter().map(|id| (id, (start, start + delay))));
         loop {
             let wake = pending
                 .values()
@@ -380,7 +376,16 @@ impl Pki {
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Stopping: a revocation already acknowledged must not wait for the
+                    // next start (or the timer after it) to reach its CRL.
+                    for id in pending.into_keys() {
+                        if let Err(e) = self.rebuild_after_revocation(&id) {
+                            tracing::warn!(ca_id = %id, error = %e, "CRL rebuild at shutdown failed; the next start rebuilds it");
+                        }
+                    }
+                    return;
+                }
             }
             let now = Instant::now();
             let ready: Vec<String> = pending
@@ -401,7 +406,65 @@ impl Pki {
         }
     }
 
-    /// Stop the worker (it exits when its channel closes).
+    /// At start: CAs without a CRL get one, and every CA whose revocations changed after
+    /// its current CRL was built (a stop or crash before the rebuild that follows a
+    /// revocation) is rebuilt now rather than at the timer. The revocation log is the
+    /// record of what changed, written in the same transaction as the revocation, so this
+    /// holds whatever point a crash interrupted: before the rebuild, while signing, or
+    /// between the CRL file and its metadata.
+    /// Returns the CAs whose rebuild failed.
+    fn catch_up_crls(&self) -> Vec<String> {
+        let ids = match self.store.all_ca_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list CAs for the start-up CRL check");
+                return Vec::new();
+            }
+        };
+        let mut failed = Vec::new();
+        for id in ids {
+            let meta = match self.store.crl_meta(&id) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    if let Err(e) = self.rebuild_crl(&id) {
+                        tracing::warn!(ca_id = %id, error = %e, "initial CRL failed; will retry");
+                        failed.push(id);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(ca_id = %id, error = %e, "cannot read CRL metadata at start");
+                    continue;
+                }
+            };
+            if let Err(e) = self.catch_up_crl(&id, &meta) {
+                tracing::warn!(ca_id = %id, error = %e, "start-up CRL rebuild failed; will retry");
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    fn catch_up_crl(&self, ca_id: &str, meta: &CrlMeta) -> Result<(), ServiceError> {
+        // Without rebuild_on_revoke, revocations wait for the timer or a POST anyway.
+        if self.settings.crl.rebuild_on_revoke
+            && self.store.last_rev_seq(ca_id)? > meta.base_rev_seq
+        {
+            tracing::info!(
+                ca_id,
+                "revocations newer than the published CRL; rebuilding"
+            );
+            self.rebuild_after_revocation(ca_id)?;
+        } else if self.settings.crl.delta
+            && meta.delta.as_ref().is_none_or(|d| d.number < meta.number)
+        {
+            // The full CRL was published but its delta was not (stopped in between).
+            self.rebuild_delta(ca_id)?;
+        }
+        Ok(())
+    }
+
+    /// Stop the worker: it exits when its channel closes, after the rebuilds still waiting.
     pub fn stop_crl_worker(&self) {
         self.crl
             .notify
