@@ -1880,6 +1880,112 @@ fn the_delta_crl_lists_a_released_hold_as_remove_from_crl() {
 }
 
 #[test]
+fn a_hold_can_be_made_permanent_in_place_keeping_its_time() {
+    if !require_python_cryptography() {
+        return;
+    }
+    let d = daemon();
+    let ca = ec_root(d, "rv-convert");
+    let ca_id = id_of(&ca);
+    let ca_pem = d.ca_certificate_pem(&ca_id);
+    let role = create_role(d, &ca_id, json!({}));
+    let leaf = issue(d, &role, "convert");
+    let serial = serial_of(&leaf);
+    let held = revoke_ok(d, &serial, Some("certificate_hold"));
+    rebuild(d, &ca_id);
+    // A hold asked again is the same hold.
+    let again = revoke_ok(d, &serial, Some("certificate_hold"));
+    assert_eq!(again["already_revoked"], true, "{again}");
+    assert_eq!(again["reason"], "certificate_hold", "{again}");
+    // The revocation time on the CRL has whole seconds: make "kept" observable.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let v = revoke_ok(d, &serial.replace(':', "-"), Some("key_compromise"));
+    assert_eq!(v["id"], leaf["id"], "{v}");
+    assert_eq!(
+        v["already_revoked"], false,
+        "a conversion changes state: {v}"
+    );
+    assert_eq!(v["reason"], "key_compromise", "{v}");
+    assert_eq!(
+        v["revocation_time"], held["revocation_time"],
+        "the hold's time must stand: {held} then {v}"
+    );
+    let row = get_cert(d, &id_of(&leaf));
+    assert_eq!(row["is_revoked"], true, "{row}");
+    assert_eq!(row["revocation_reason"], "key_compromise", "{row}");
+    assert_eq!(row["revoked_at"], held["revocation_time"], "{row}");
+
+    // Never published as not revoked: the next full CRL and the delta carry the new
+    // reason with the hold's date, and no removeFromCRL.
+    let wanted =
+        |dump: &Value| entry(dump, &serial).is_some_and(|e| e["reason"] == "keyCompromise");
+    for delta in [false, true] {
+        match poll_crl(d, &ca_id, &ca_pem, delta, REBUILD_WAIT, wanted) {
+            Ok((dump, _)) => {
+                let e = entry(&dump, &serial).unwrap();
+                let on_crl = dump_time(e, "date");
+                let held_at = parse_time(&held, "revocation_time");
+                assert!(
+                    (on_crl - held_at).whole_seconds().abs() <= 1,
+                    "revocationDate {on_crl} is not the hold's {held_at}: {dump}"
+                );
+            }
+            Err(last) => panic!(
+                "the {} CRL does not list {serial} as keyCompromise after the conversion: {last}",
+                if delta { "delta" } else { "full" }
+            ),
+        }
+    }
+
+    // Now permanent: the first permanent revocation stands, and it cannot be released.
+    let v = revoke_ok(d, &serial, Some("superseded"));
+    assert_eq!(v["already_revoked"], true, "{v}");
+    assert_eq!(v["reason"], "key_compromise", "{v}");
+    let v = revoke_ok(d, &serial, Some("certificate_hold"));
+    assert_eq!(v["already_revoked"], true, "{v}");
+    assert_eq!(v["reason"], "key_compromise", "{v}");
+    let got = unrevoke(d, &serial);
+    assert_error(
+        "release a converted hold",
+        (got.0, &got.1),
+        409,
+        "invalid_state",
+    );
+}
+
+#[test]
+fn a_ca_certificate_cannot_be_put_on_hold_422_hold_not_allowed_for_ca() {
+    let d = daemon();
+    let (_, int) = ec_chain(d, "rv-ca-hold");
+    let int_id = id_of(&int);
+    let int_serial = serial_of(&int);
+    let got = revoke(d, &int_serial, Some("certificate_hold"));
+    assert_error(
+        "certificate_hold on an intermediate CA",
+        (got.0, &got.1),
+        422,
+        "hold_not_allowed_for_ca",
+    );
+    let (st, ca) = d.get(&format!("/v1/pki/ca/{int_id}"));
+    assert_eq!(st, 200, "{ca}");
+    assert_eq!(ca["is_revoked"], false, "refused, so not revoked: {ca}");
+    // It still signs, and a permanent reason is accepted.
+    let role = create_role(d, &int_id, json!({}));
+    issue(d, &role, "ca-hold-still-signs");
+    let v = revoke_ok(d, &int_serial, Some("cessation_of_operation"));
+    assert_eq!(v["already_revoked"], false, "{v}");
+    // Asking for a hold on a revoked CA is refused the same way.
+    let got = revoke(d, &int_serial, Some("certificate_hold"));
+    assert_error(
+        "certificate_hold on a revoked intermediate CA",
+        (got.0, &got.1),
+        422,
+        "hold_not_allowed_for_ca",
+    );
+}
+
+#[test]
 fn only_a_certificate_hold_can_be_released_otherwise_409_invalid_state() {
     let d = daemon();
     let ca = ec_root(d, "rv-unrevoke");

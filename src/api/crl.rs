@@ -23,10 +23,11 @@ fn colon_hex(h: &str) -> String {
 #[utoipa::path(post, path = "/v1/pki/revoke", tag = "revocation", operation_id = "revoke",
     request_body = crate::service::revoke::RevokeRequest,
     responses(
-        (status = 200, description = "Revoked, now or before (`already_revoked`)", body = super::openapi::Revoked),
+        (status = 200, description = "Revoked, now or before (`already_revoked`); a `certificate_hold` given a permanent reason keeps its time and answers `already_revoked: false`", body = super::openapi::Revoked),
+        (status = 400, description = "`invalid_request`: a serial that is not hex or longer than 20 octets, an unknown reason"),
         (status = 404, description = "`certificate_not_found`"),
         (status = 409, description = "`ambiguous_serial`: two tracked certificates share the serial"),
-        (status = 422, description = "`cannot_revoke_root`"),
+        (status = 422, description = "`cannot_revoke_root`, `hold_not_allowed_for_ca`"),
     ))]
 pub async fn revoke(
     State(st): State<AppState>,

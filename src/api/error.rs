@@ -75,6 +75,7 @@ impl From<ServiceError> for ApiError {
             E::FourEyes => (StatusCode::FORBIDDEN, "four_eyes"),
             E::AmbiguousSerial(_) => (StatusCode::CONFLICT, "ambiguous_serial"),
             E::CannotRevokeRoot => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_revoke_root"),
+            E::HoldNotAllowedForCa => (StatusCode::UNPROCESSABLE_ENTITY, "hold_not_allowed_for_ca"),
             E::CaRevoked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ca_revoked"),
             E::InvalidState(_) => (StatusCode::CONFLICT, "invalid_state"),
             E::CrlNotAvailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "crl_not_available"),

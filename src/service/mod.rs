@@ -75,6 +75,8 @@ pub enum ServiceError {
     AmbiguousSerial(String),
     #[error("a root CA's certificate cannot be revoked: no CA above it publishes a CRL for it")]
     CannotRevokeRoot,
+    #[error("a CA certificate cannot be put on certificate_hold: a CA's revocation cannot be released; use a permanent reason")]
+    HoldNotAllowedForCa,
     #[error("CA {0} has been revoked and signs nothing")]
     CaRevoked(String),
     #[error("{0}")]

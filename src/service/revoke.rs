@@ -31,8 +31,12 @@ pub struct Revoked {
     pub id: String,
     pub serial_hex: String,
     pub revocation: Revocation,
-    /// False when the certificate had been revoked before (the first revocation stands).
+    /// False when the certificate had been revoked before (the first revocation stands)
+    /// and nothing changed.
     pub newly_revoked: bool,
+    /// True when a certificate_hold took the permanent reason asked for (`newly_revoked`
+    /// is then true as well: the revocation changed).
+    pub converted_from_hold: bool,
 }
 
 /// Serial as we print it (`1A:2B:…`), in any case, with or without colons.
@@ -96,7 +100,8 @@ impl Pki {
     }
 
     /// Revoke a certificate (or an intermediate CA's own certificate) by serial. Expired
-    /// certificates can be revoked. Revoking twice answers with the first revocation.
+    /// certificates can be revoked. Revoking twice answers with the first revocation, except
+    /// that a certificate on hold takes a permanent reason (keeping the hold's time).
     pub fn revoke(&self, who: &Principal, req: RevokeRequest) -> Result<Revoked, ServiceError> {
         let serial_hex = parse_serial(&req.serial_number)?;
         let reason = parse_reason(req.reason.as_deref())?;
@@ -111,6 +116,11 @@ impl Pki {
             let Some(parent) = ca.parent_id.clone() else {
                 return Err(ServiceError::CannotRevokeRoot);
             };
+            // A CA's revocation cannot be released (what it signed meanwhile would be in
+            // doubt), so a hold on one would be a revocation that only looks temporary.
+            if reason == RevocationReason::CertificateHold {
+                return Err(ServiceError::HoldNotAllowedForCa);
+            }
             let o = self.store.revoke(
                 Revokee::Ca(&ca),
                 &parent,
@@ -133,12 +143,17 @@ impl Pki {
             )?;
             (o, issuer)
         };
-        let (revocation, newly_revoked) = match outcome {
-            RevokeOutcome::Revoked(r) => (r, true),
-            RevokeOutcome::AlreadyRevoked(r) => (r, false),
+        let (revocation, newly_revoked, converted_from_hold) = match outcome {
+            RevokeOutcome::Revoked(r) => (r, true, false),
+            RevokeOutcome::AlreadyRevoked(r) => (r, false, false),
+            RevokeOutcome::Converted(r) => (r, true, true),
         };
         if newly_revoked {
-            tracing::info!(id = %id, reason = %revocation.reason, token_id = %who.token_id, "revoked");
+            if converted_from_hold {
+                tracing::info!(id = %id, reason = %revocation.reason, token_id = %who.token_id, "certificate_hold made permanent");
+            } else {
+                tracing::info!(id = %id, reason = %revocation.reason, token_id = %who.token_id, "revoked");
+            }
             if let Some(ca) = issuer {
                 self.crl_changed(&ca);
             }
@@ -148,6 +163,7 @@ impl Pki {
             serial_hex,
             revocation,
             newly_revoked,
+            converted_from_hold,
         })
     }
 
@@ -184,7 +200,13 @@ impl Pki {
             .issuer_ca_id
             .clone()
             .unwrap_or_else(|| "imported".into());
-        let rec = self.store.release_hold(&cert, &index, &serial, now())?;
+        let Some(rec) = self.store.release_hold(&cert, &index, &serial, now())? else {
+            // Revoked for good (a conversion) between the check above and the release.
+            return Err(ServiceError::InvalidState(
+                "only certificate_hold can be released; this certificate's hold was made permanent"
+                    .into(),
+            ));
+        };
         tracing::info!(id = %id, token_id = %who.token_id, "certificate_hold released");
         if let Some(ca) = &cert.issuer_ca_id {
             self.crl_changed(ca);

@@ -15,6 +15,7 @@ use sled::Transactional;
 use time::OffsetDateTime;
 
 use super::{decode, encode, CaRecord, CertRecord, Revocation, Store, StoreError};
+use crate::types::RevocationReason;
 
 /// One entry of a CA's revocation index, as the CRL builder reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,32 @@ pub enum RevokeOutcome {
     Revoked(Revocation),
     /// It was revoked before; the first revocation stands unchanged.
     AlreadyRevoked(Revocation),
+    /// It was on certificate_hold and now has the permanent reason asked for; the
+    /// revocation time is the hold's (RFC 5280 §5.3.1: a hold is meant to be converted).
+    Converted(Revocation),
+}
+
+fn is_hold(r: &Revocation) -> bool {
+    r.reason == RevocationReason::CertificateHold.name()
+}
+
+/// What a revocation does to a record's current revocation: `Some(new)` to write, with
+/// the outcome to report.
+fn next_revocation(
+    current: Option<Revocation>,
+    asked: &Revocation,
+) -> (Option<Revocation>, RevokeOutcome) {
+    match current {
+        None => (Some(asked.clone()), RevokeOutcome::Revoked(asked.clone())),
+        Some(held) if is_hold(&held) && !is_hold(asked) => {
+            let converted = Revocation {
+                revoked_at: held.revoked_at,
+                reason: asked.reason.clone(),
+            };
+            (Some(converted.clone()), RevokeOutcome::Converted(converted))
+        }
+        Some(first) => (None, RevokeOutcome::AlreadyRevoked(first)),
+    }
 }
 
 /// Key of the serial index that lets `revoke` find a certificate by serial alone:
@@ -155,7 +182,8 @@ impl Store {
     }
 
     /// Record a revocation: the record, the issuer's revocation index and the log change in
-    /// one transaction, then flush. Revoking again returns the first revocation unchanged.
+    /// one transaction, then flush. Revoking again returns the first revocation unchanged,
+    /// except that a certificate_hold takes a permanent reason asked for (same time).
     pub fn revoke(
         &self,
         who: Revokee<'_>,
@@ -168,9 +196,6 @@ impl Store {
         let rev_seq = self.next_id()?;
         let idx_key = key(issuer_ca_id, serial);
         let log_key = key(issuer_ca_id, &rev_seq.to_be_bytes());
-        let at = revocation.revoked_at.unix_timestamp();
-        let value = entry_value(at, reason_code, rev_seq);
-        let log_value = [&[1u8][..], &value[..], serial].concat();
         let (tree, rec_key) = match &who {
             Revokee::Cert(c) => (&self.certs, c.seq.to_be_bytes().to_vec()),
             Revokee::Ca(c) => (&self.cas, c.id.as_bytes().to_vec()),
@@ -181,30 +206,35 @@ impl Store {
                     "record vanished".into(),
                 )));
             };
-            let updated = match &who {
+            let abort = ConflictableTransactionError::Abort;
+            let (written, outcome, updated) = match &who {
                 Revokee::Cert(_) => {
-                    let mut rec: CertRecord =
-                        decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                    if let Some(first) = rec.revocation {
-                        return Ok(RevokeOutcome::AlreadyRevoked(first));
-                    }
-                    rec.revocation = Some(revocation.clone());
-                    encode(&rec).map_err(ConflictableTransactionError::Abort)?
+                    let mut rec: CertRecord = decode(&raw).map_err(abort)?;
+                    let (next, outcome) = next_revocation(rec.revocation.take(), revocation);
+                    let Some(next) = next else {
+                        return Ok(outcome);
+                    };
+                    rec.revocation = Some(next.clone());
+                    (next, outcome, encode(&rec).map_err(abort)?)
                 }
                 Revokee::Ca(_) => {
-                    let mut rec: CaRecord =
-                        decode(&raw).map_err(ConflictableTransactionError::Abort)?;
-                    if let Some(first) = rec.revocation {
-                        return Ok(RevokeOutcome::AlreadyRevoked(first));
-                    }
-                    rec.revocation = Some(revocation.clone());
-                    encode(&rec).map_err(ConflictableTransactionError::Abort)?
+                    let mut rec: CaRecord = decode(&raw).map_err(abort)?;
+                    let (next, outcome) = next_revocation(rec.revocation.take(), revocation);
+                    let Some(next) = next else {
+                        return Ok(outcome);
+                    };
+                    rec.revocation = Some(next.clone());
+                    (next, outcome, encode(&rec).map_err(abort)?)
                 }
             };
+            // A converted hold keeps its time and gets the new reason, in the index (full
+            // CRLs) and as a new log change (delta CRLs).
+            let value = entry_value(written.revoked_at.unix_timestamp(), reason_code, rev_seq);
+            let log_value = [&[1u8][..], &value[..], serial].concat();
             records.insert(rec_key.as_slice(), updated)?;
             revoked.insert(idx_key.as_slice(), value.as_slice())?;
             log.insert(log_key.as_slice(), log_value.as_slice())?;
-            Ok(RevokeOutcome::Revoked(revocation.clone()))
+            Ok(outcome)
         });
         let outcome = match result {
             Ok(o) => o,
@@ -216,14 +246,16 @@ impl Store {
     }
 
     /// Release a certificate_hold: clear the record's revocation, drop it from the index,
-    /// log the release (delta CRLs list it as removeFromCRL). Returns the record.
+    /// log the release (delta CRLs list it as removeFromCRL). Returns the record, or None
+    /// when it is not on hold (checked here, in the transaction: a hold converted to a
+    /// permanent reason meanwhile must not be released).
     pub fn release_hold(
         &self,
         cert: &CertRecord,
         issuer_ca_id: &str,
         serial: &[u8],
         at: OffsetDateTime,
-    ) -> Result<CertRecord, StoreError> {
+    ) -> Result<Option<CertRecord>, StoreError> {
         let _w = self.writing();
         let rev_seq = self.next_id()?;
         let seq = cert.seq.to_be_bytes();
@@ -244,6 +276,9 @@ impl Store {
                 };
                 let mut rec: CertRecord =
                     decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+                if !rec.revocation.as_ref().is_some_and(is_hold) {
+                    return Ok(None);
+                }
                 rec.revocation = None;
                 certs.insert(
                     &seq,
@@ -251,14 +286,16 @@ impl Store {
                 )?;
                 revoked.remove(idx_key.as_slice())?;
                 log.insert(log_key.as_slice(), log_value.as_slice())?;
-                Ok(rec)
+                Ok(Some(rec))
             });
         let rec = match result {
             Ok(r) => r,
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(e.into()),
         };
-        self.flush()?;
+        if rec.is_some() {
+            self.flush()?;
+        }
         Ok(rec)
     }
 
