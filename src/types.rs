@@ -68,6 +68,38 @@ impl Serial {
     pub fn to_hex(&self) -> String {
         hex::encode(&self.0)
     }
+
+    /// A serial as clients write it: hex in any case, with `:` (OpenSSL) or `-` (Vault)
+    /// between octets or without separators, whitespace ignored. An odd number of digits is
+    /// a dropped leading zero. At most 20 octets (RFC 5280 §4.1.2.2), or 21 when the first
+    /// is the zero octet that keeps a serial with its top bit set positive.
+    pub fn parse_text(s: &str) -> Result<Self, SerialTextError> {
+        let mut digits: String = s
+            .chars()
+            .filter(|c| !matches!(c, ':' | '-') && !c.is_whitespace())
+            .collect();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SerialTextError::NotHex);
+        }
+        if digits.len() % 2 == 1 {
+            digits.insert(0, '0');
+        }
+        let bytes = hex::decode(&digits).map_err(|_| SerialTextError::NotHex)?;
+        let limit = if bytes.first() == Some(&0) { 21 } else { 20 };
+        if bytes.len() > limit {
+            return Err(SerialTextError::TooLong);
+        }
+        Ok(Serial(bytes))
+    }
+}
+
+/// Why [`Serial::parse_text`] refused a serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialTextError {
+    /// Empty, or a character that is neither a hex digit nor a separator.
+    NotHex,
+    /// More than 20 octets (21 with a leading zero octet).
+    TooLong,
 }
 
 impl fmt::Debug for Serial {
@@ -112,6 +144,40 @@ mod tests {
     #[test]
     fn serial_prints_as_uppercase_colon_hex() {
         assert_eq!(Serial(vec![0x1a, 0x2b, 0x03]).to_colon_hex(), "1A:2B:03");
+    }
+
+    #[test]
+    fn serials_are_read_in_openssl_vault_and_plain_forms() {
+        let want = Serial(vec![0x3e, 0x1f, 0xa0]);
+        for text in ["3E:1F:A0", "3e-1f-a0", "3e1fa0", "E1FA0", " 3e:1f:a0 "] {
+            let got = Serial::parse_text(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            if text == "E1FA0" {
+                assert_eq!(got, Serial(vec![0x0e, 0x1f, 0xa0]));
+            } else {
+                assert_eq!(got, want, "{text}");
+            }
+        }
+        for bad in ["", ":", "xyz", "1A:2G", "0x1a"] {
+            assert_eq!(
+                Serial::parse_text(bad),
+                Err(SerialTextError::NotHex),
+                "{bad}"
+            );
+        }
+        let twenty = "7f".repeat(20);
+        assert!(Serial::parse_text(&twenty).is_ok());
+        assert!(Serial::parse_text(&format!("00{}", "ff".repeat(20))).is_ok());
+        for long in [
+            "7f".repeat(21),
+            format!("00{}", "ff".repeat(21)),
+            "7f-".repeat(22),
+        ] {
+            assert_eq!(
+                Serial::parse_text(&long),
+                Err(SerialTextError::TooLong),
+                "{long}"
+            );
+        }
     }
 
     #[test]

@@ -804,6 +804,47 @@ fn a_serial_is_accepted_in_lower_case_and_without_colons() {
 }
 
 #[test]
+fn a_serial_is_accepted_in_vaults_hyphen_form_and_a_too_long_one_says_so() {
+    let d = daemon();
+    let ca = ec_root(d, "rv-hyphen");
+    let role = create_role(d, &id_of(&ca), json!({}));
+    let a = issue(d, &role, "hyphen");
+    let hyphens = serial_of(&a).replace(':', "-").to_lowercase();
+    let v = revoke_ok(d, &hyphens, Some("superseded"));
+    assert_eq!(v["id"], a["id"], "revoked by {hyphens}: {v}");
+    assert_eq!(v["serial_number"], a["serial_number"], "{v}");
+    assert_eq!(v["already_revoked"], false, "{v}");
+
+    // 21 octets: too long, and said so.
+    let long = vec!["7F"; 21].join(":");
+    let got = revoke(d, &long, None);
+    assert_error("a 21-octet serial", (got.0, &got.1), 400, "invalid_request");
+    let msg = got.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("too long"), "{long}: {}", got.1);
+    let got = unrevoke(d, &long.replace(':', "-"));
+    assert_error(
+        "unrevoke a 21-octet serial",
+        (got.0, &got.1),
+        400,
+        "invalid_request",
+    );
+    // 20 octets after the zero octet that keeps a high-bit serial positive: a serial,
+    // just not one of ours.
+    let padded = format!("00:{}", vec!["FF"; 20].join(":"));
+    let got = revoke(d, &padded, None);
+    assert_error(
+        "a 21-octet serial with its leading zero",
+        (got.0, &got.1),
+        404,
+        "certificate_not_found",
+    );
+    let got = revoke(d, "1A:2G", None);
+    assert_error("a non-hex serial", (got.0, &got.1), 400, "invalid_request");
+    let msg = got.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("hexadecimal"), "{}", got.1);
+}
+
+#[test]
 fn revoking_twice_returns_the_first_revocation_with_already_revoked_true() {
     let d = daemon();
     let ca = ec_root(d, "rv-twice");

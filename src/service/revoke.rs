@@ -4,14 +4,14 @@ use serde::Deserialize;
 
 use super::{Pki, Principal, ServiceError};
 use crate::store::{CertRecord, Revocation, RevokeOutcome, Revokee};
-use crate::types::{now, RevocationReason};
+use crate::types::{now, RevocationReason, Serial, SerialTextError};
 use crate::validate::RecordStatus;
 
 /// `POST /v1/pki/revoke`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
-    #[schema(pattern = r"^:*(?:[0-9A-Fa-f]:*){1,42}$")]
+    #[schema(pattern = r"^[:-]*(?:[0-9A-Fa-f][:-]*){1,42}$")]
     pub serial_number: String,
     #[serde(default)]
     #[schema(schema_with = crate::service::schema::revocation_reason)]
@@ -22,7 +22,7 @@ pub struct RevokeRequest {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnrevokeRequest {
-    #[schema(pattern = r"^:*(?:[0-9A-Fa-f]:*){1,42}$")]
+    #[schema(pattern = r"^[:-]*(?:[0-9A-Fa-f][:-]*){1,42}$")]
     pub serial_number: String,
 }
 
@@ -39,25 +39,19 @@ pub struct Revoked {
     pub converted_from_hold: bool,
 }
 
-/// Serial as we print it (`1A:2B:…`), in any case, with or without colons.
+/// A serial as clients write it (see [`Serial::parse_text`]), as the lowercase hex of the
+/// serial index.
 pub fn parse_serial(s: &str) -> Result<String, ServiceError> {
-    let hex: String = s
-        .chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let ok = !hex.is_empty() && hex.len() <= 42 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    if !ok {
-        return Err(ServiceError::InvalidRequest(
-            "serial_number must be hexadecimal, e.g. 1A:2B:3C or 1a2b3c".into(),
-        ));
+    match Serial::parse_text(s) {
+        Ok(serial) => Ok(serial.to_hex()),
+        Err(SerialTextError::NotHex) => Err(ServiceError::InvalidRequest(
+            "serial_number must be hexadecimal, e.g. 1A:2B:3C, 1a-2b-3c or 1a2b3c".into(),
+        )),
+        Err(SerialTextError::TooLong) => Err(ServiceError::InvalidRequest(
+            "serial_number is too long: a serial number has at most 20 octets (RFC 5280 §4.1.2.2)"
+                .into(),
+        )),
     }
-    // An odd number of digits means a dropped leading zero.
-    Ok(if hex.len() % 2 == 1 {
-        format!("0{hex}")
-    } else {
-        hex
-    })
 }
 
 pub fn parse_reason(s: Option<&str>) -> Result<RevocationReason, ServiceError> {
@@ -257,12 +251,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serials_are_accepted_in_any_case_with_or_without_colons() {
+    fn serials_are_accepted_in_any_case_with_colons_hyphens_or_neither() {
         assert_eq!(parse_serial("1A:2B:03").unwrap(), "1a2b03");
+        assert_eq!(parse_serial("1a-2b-03").unwrap(), "1a2b03");
         assert_eq!(parse_serial("1a2b03").unwrap(), "1a2b03");
         assert_eq!(parse_serial("A:2B").unwrap(), "0a2b");
         assert!(parse_serial("xyz").is_err());
         assert!(parse_serial("").is_err());
+        let e = parse_serial(&"ab".repeat(21)).unwrap_err().to_string();
+        assert!(e.contains("too long"), "{e}");
     }
 
     #[test]
