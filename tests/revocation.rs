@@ -1585,6 +1585,89 @@ fn crls_are_der_by_default_and_pem_on_request_with_etag_and_cache_control() {
 }
 
 #[test]
+fn pem_and_der_crls_have_distinct_etags_vary_on_accept_and_match_weak_if_none_match() {
+    let d = daemon();
+    let ca = ec_root(d, "rv-vary");
+    let ca_id = id_of(&ca);
+    rebuild(d, &ca_id);
+    const DER: (&str, &str) = ("Accept", "application/pkix-crl");
+    const PEM: (&str, &str) = ("Accept", "application/x-pem-file");
+    for delta in [false, true] {
+        let path = crl_path(&ca_id, delta);
+        let der = get_crl(d, &ca_id, delta, "", &[DER]);
+        let pem = get_crl(d, &ca_id, delta, "", &[PEM]);
+        let by_query = get_crl(d, &ca_id, delta, "?format=pem", &[]);
+        for (what, r) in [("DER", &der), ("PEM", &pem), ("?format=pem", &by_query)] {
+            assert_eq!(r.status, 200, "GET {path} {what}");
+            let vary = r.header("vary").unwrap_or_default().to_ascii_lowercase();
+            assert!(
+                vary.split(',').any(|v| v.trim() == "accept"),
+                "GET {path} {what}: Vary {vary:?} does not name Accept"
+            );
+        }
+        let der_etag = der.header("etag").expect("DER ETag");
+        let pem_etag = pem.header("etag").expect("PEM ETag");
+        assert_ne!(der_etag, pem_etag, "GET {path}: one ETag for PEM and DER");
+        assert_eq!(by_query.header("etag"), Some(pem_etag.clone()), "{path}");
+        for (etag, _) in [(&der_etag, ()), (&pem_etag, ())] {
+            assert!(
+                etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+                "GET {path}: ETag {etag:?} is not a quoted strong tag"
+            );
+        }
+
+        // Each representation revalidates with its own tag, strong or weak.
+        for (what, accept, etag) in [("DER", DER, &der_etag), ("PEM", PEM, &pem_etag)] {
+            for tag in [
+                etag.clone(),
+                format!("W/{etag}"),
+                format!("\"x\", W/{etag}"),
+            ] {
+                let r = get_crl(d, &ca_id, delta, "", &[accept, ("If-None-Match", &tag)]);
+                assert_eq!(r.status, 304, "GET {path} {what} If-None-Match {tag}");
+                assert!(r.body.is_empty(), "a 304 with a body");
+                assert_eq!(
+                    r.header("etag").as_deref(),
+                    Some(etag.as_str()),
+                    "{what} 304 ETag"
+                );
+                let vary = r.header("vary").unwrap_or_default().to_ascii_lowercase();
+                assert!(vary.contains("accept"), "{what} 304 Vary {vary:?}");
+            }
+        }
+        // The other representation's tag is no match: a PEM client holding the DER
+        // tag gets PEM, and the other way round.
+        let r = get_crl(d, &ca_id, delta, "", &[PEM, ("If-None-Match", &der_etag)]);
+        assert_eq!(r.status, 200, "GET {path} PEM with the DER ETag");
+        assert_eq!(r.body, pem.body, "GET {path} PEM with the DER ETag: body");
+        let r = get_crl(d, &ca_id, delta, "", &[DER, ("If-None-Match", &pem_etag)]);
+        assert_eq!(r.status, 200, "GET {path} DER with the PEM ETag");
+        assert_eq!(r.body, der.body, "GET {path} DER with the PEM ETag: body");
+    }
+}
+
+#[test]
+fn post_crl_takes_an_empty_body_or_an_empty_object_and_refuses_fields() {
+    let d = daemon();
+    let ca = ec_root(d, "rv-post-body");
+    let ca_id = id_of(&ca);
+    let path = crl_path(&ca_id, false);
+    let first = rebuild(d, &ca_id)["crl_number"].as_u64().unwrap();
+    let (st, v) = d.post(&path, &json!({}));
+    assert_eq!(st, 200, "POST {path} {{}} -> {st} {v}");
+    assert!(v["crl_number"].as_u64().unwrap() > first, "{v}");
+    for body in [json!({"x": 1}), json!({"crl_number": 7}), json!([1])] {
+        let got = d.post(&path, &body);
+        assert_error(
+            &format!("POST {path} {body}"),
+            (got.0, &got.1),
+            400,
+            "invalid_request",
+        );
+    }
+}
+
+#[test]
 fn an_unknown_ca_has_no_crl_404_ca_not_found() {
     let d = daemon();
     let id = format!("ca_{}", common::random_hex(8));

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{Caller, JsonBody, PathParam, QueryParams};
+use super::extract::{Caller, JsonBody, OptionalJson, PathParam, QueryParams};
 use super::{blocking, AppState};
 use crate::ca::pem;
 use crate::service::revoke::{RevokeRequest, UnrevokeRequest};
@@ -66,10 +66,19 @@ pub async fn unrevoke(
     })))
 }
 
+/// `POST /v1/pki/ca/{id}/crl` takes no parameters: an empty body, or `{}`. Anything else
+/// is refused like an unknown field anywhere, so a client that thinks it is setting
+/// something learns that it is not.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildCrlRequest {}
+
 #[utoipa::path(post, path = "/v1/pki/ca/{id}/crl", tag = "revocation", operation_id = "rebuildCrl",
     params(("id" = String, Path, description = "CA id (`ca_…`)")),
+    request_body(content = Option<RebuildCrlRequest>, description = "None, or `{}`"),
     responses(
         (status = 200, description = "A new full CRL was signed and published", body = super::openapi::CrlRebuilt),
+        (status = 400, description = "`invalid_request`: a body with fields"),
         (status = 404, description = "`ca_not_found`"),
         (status = 503, description = "`hsm_unavailable`"),
     ))]
@@ -78,6 +87,7 @@ pub async fn rebuild(
     State(st): State<AppState>,
     Caller(who): Caller,
     PathParam(id): PathParam<String>,
+    OptionalJson(RebuildCrlRequest {}): OptionalJson<RebuildCrlRequest>,
 ) -> Result<Json<Value>, ApiError> {
     st.pki.ca_for(&who, &id)?;
     let pki = st.pki.clone();
@@ -106,9 +116,9 @@ pub struct CrlQuery {
     ),
     responses(
         (status = 200, description = "The current full CRL: DER, or PEM with `Accept: application/x-pem-file` or `text/plain` or `?format=pem`",
-            headers(("ETag" = String), ("Cache-Control" = String)),
+            headers(("ETag" = String, description = "Differs between the DER and PEM forms"), ("Cache-Control" = String), ("Vary" = String, description = "`Accept`")),
             content((super::openapi::Der = "application/pkix-crl"), (String = "application/x-pem-file"))),
-        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched the ETag of the form asked for, weakly: `W/` is ignored)", headers(("ETag" = String, description = "Differs between the DER and PEM forms"), ("Cache-Control" = String), ("Vary" = String, description = "`Accept`"))),
         (status = 400, description = "`invalid_request`: an unknown `format` or query parameter"),
         (status = 404, description = "`ca_not_found`"),
         (status = 503, description = "`crl_not_available`: none published yet"),
@@ -131,9 +141,9 @@ pub async fn get_full(
     ),
     responses(
         (status = 200, description = "The current delta CRL, in the same forms as the full CRL",
-            headers(("ETag" = String), ("Cache-Control" = String)),
+            headers(("ETag" = String, description = "Differs between the DER and PEM forms"), ("Cache-Control" = String), ("Vary" = String, description = "`Accept`")),
             content((super::openapi::Der = "application/pkix-crl"), (String = "application/x-pem-file"))),
-        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched the ETag of the form asked for, weakly: `W/` is ignored)", headers(("ETag" = String, description = "Differs between the DER and PEM forms"), ("Cache-Control" = String), ("Vary" = String, description = "`Accept`"))),
         (status = 400, description = "`invalid_request`: an unknown `format` or query parameter"),
         (status = 404, description = "`ca_not_found`"),
         (status = 503, description = "`crl_not_available`: none published yet, or delta CRLs are switched off"),
@@ -181,42 +191,75 @@ async fn serve(
         .whole_seconds()
         .clamp(0, 300);
     let cache = format!("public, max-age={max_age}, must-revalidate");
+    // PEM and DER are two representations of one CRL: each has its own ETag, and caches
+    // are told the choice depends on Accept, so none hands PEM to a DER client.
+    let etag = if wants_pem {
+        pem_etag(&crl.etag)
+    } else {
+        crl.etag.clone()
+    };
     let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == crl.etag || t.trim() == "*")
-        });
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| if_none_match_hits(v, &etag));
+    let common = [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, cache),
+        (header::VARY, "Accept".to_string()),
+    ];
     if not_modified {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [
-                (header::ETAG, crl.etag.clone()),
-                (header::CACHE_CONTROL, cache),
-            ],
-        )
-            .into_response());
+        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
     }
     if wants_pem {
         let body = pem("X509 CRL", &crl.der).map_err(ApiError::internal)?;
         return Ok((
-            [
-                (header::CONTENT_TYPE, "application/x-pem-file".to_string()),
-                (header::ETAG, crl.etag.clone()),
-                (header::CACHE_CONTROL, cache),
-            ],
+            [(header::CONTENT_TYPE, "application/x-pem-file".to_string())],
+            common,
             body,
         )
             .into_response());
     }
     Ok((
-        [
-            (header::CONTENT_TYPE, "application/pkix-crl".to_string()),
-            (header::ETAG, crl.etag.clone()),
-            (header::CACHE_CONTROL, cache),
-        ],
+        [(header::CONTENT_TYPE, "application/pkix-crl".to_string())],
+        common,
         crl.der.clone(),
     )
         .into_response())
+}
+
+/// The PEM representation's ETag: the DER one's with a suffix inside the quotes.
+fn pem_etag(der_etag: &str) -> String {
+    match der_etag.strip_suffix('"') {
+        Some(open) => format!("{open}-pem\""),
+        None => format!("{der_etag}-pem"),
+    }
+}
+
+/// Whether an `If-None-Match` value names `etag`, by the weak comparison RFC 9110 §13.1.2
+/// prescribes for it: `W/"x"` matches `"x"`.
+fn if_none_match_hits(header_value: &str, etag: &str) -> bool {
+    header_value
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_per_representation() {
+        let der = "\"0a1b\"";
+        let pem = pem_etag(der);
+        assert_eq!(pem, "\"0a1b-pem\"");
+        assert!(if_none_match_hits(der, der));
+        assert!(if_none_match_hits("W/\"0a1b\"", der));
+        assert!(if_none_match_hits("\"zz\", W/\"0a1b\"", der));
+        assert!(if_none_match_hits("*", der));
+        assert!(!if_none_match_hits(der, &pem));
+        assert!(!if_none_match_hits(&pem, der));
+        assert!(!if_none_match_hits("\"0a1b", der));
+    }
 }
