@@ -1153,3 +1153,157 @@ fn ca_private_keys_are_sensitive_and_never_extractable_in_the_token() {
         }
     }
 }
+
+// ---------------------------------------------------------------- pointers and revocation
+
+/// Python `cryptography`'s reading of where certificates point. argv: PEM paths. Prints
+/// JSON, one object per certificate: crl_dp (full-name URIs, or null without the
+/// extension), ca_issuers (AIA caIssuers URIs, or null without AIA), and whether each
+/// extension is critical.
+const POINTERS: &str = r#"
+import json, sys
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID
+out = []
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    row = {"crl_dp": None, "crl_dp_critical": None, "ca_issuers": None, "aia_critical": None}
+    try:
+        e = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+        row["crl_dp"] = [n.value for dp in e.value for n in (dp.full_name or [])]
+        row["crl_dp_critical"] = e.critical
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        e = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+        row["ca_issuers"] = [
+            a.access_location.value
+            for a in e.value
+            if a.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        ]
+        row["aia_critical"] = e.critical
+    except x509.ExtensionNotFound:
+        pass
+    out.append(row)
+print(json.dumps(out))
+"#;
+
+/// With `public_base_url`, an intermediate points at its parent's CRL and certificate
+/// (as leaves point at their issuer's), so revoking it reaches clients that follow
+/// distribution points; a root points nowhere. Every judge still accepts the chain.
+#[test]
+fn with_public_base_url_intermediates_point_at_their_parents_crl_and_certificate() {
+    if !require_python_cryptography()
+        || !require_tool("openssl")
+        || !require_tool("lint_pkix_cert")
+        || !require_tool("lint_pkix_signer_signee_cert_chain")
+    {
+        return;
+    }
+    let base = "http://pki.example.test:8200";
+    let setup = common::new_daemon_setup(&format!("public_base_url = \"{base}/\""))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = common::start_daemon_on(&setup).unwrap_or_else(|e| panic!("{e}"));
+    let root = d.create_root("dp-root", json!({"key_type": "ec"}));
+    let int = d.create_intermediate("dp-int", &id_of(&root), json!({"key_type": "ec"}));
+    let sub = d.create_intermediate("dp-sub", &id_of(&int), json!({"key_type": "rsa"}));
+    let chain = [&root, &int, &sub];
+    let pems: Vec<String> = chain
+        .iter()
+        .map(|ca| d.ca_certificate_pem(&id_of(ca)))
+        .collect();
+
+    let paths: Vec<String> = pems
+        .iter()
+        .map(|p| write_pem("dp", p).to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let (ok, out) = python_cryptography_check(POINTERS, &args);
+    assert!(ok, "{out}");
+    let rows: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        rows[0],
+        json!({"crl_dp": null, "crl_dp_critical": null, "ca_issuers": null, "aia_critical": null}),
+        "a root has no issuer to point at"
+    );
+    for (i, parent) in [(1, &root), (2, &int)] {
+        let pid = id_of(parent);
+        assert_eq!(
+            rows[i],
+            json!({
+                "crl_dp": [format!("{base}/v1/pki/ca/{pid}/crl")],
+                "crl_dp_critical": false,
+                "ca_issuers": [format!("{base}/v1/pki/ca/{pid}/certificate?format=der")],
+                "aia_critical": false,
+            }),
+            "{} should point at its parent {pid}",
+            chain[i]["name"]
+        );
+    }
+
+    for (ca, pem) in chain.iter().zip(&pems) {
+        let (ok, out) = pkilint_cert(pem);
+        assert!(ok, "pkilint findings for {}:\n{out}\n{pem}", ca["name"]);
+    }
+    for w in pems.windows(2) {
+        let (ok, out) = pkilint_chain(&w[0], &w[1]);
+        assert!(ok, "pkilint signer/signee findings:\n{out}");
+    }
+    let pairs: Vec<(&Value, &str)> = chain
+        .iter()
+        .copied()
+        .zip(pems.iter().map(String::as_str))
+        .collect();
+    python_profile_check(&pairs);
+
+    // Full-chain CRL checking accepts it, and sees the intermediate once it is revoked.
+    let (st, role) = d.post(
+        "/v1/pki/roles",
+        &json!({"name": unique_name("dp-role"), "ca_id": id_of(&sub), "allow_any_name": true}),
+    );
+    assert_eq!(st, 201, "{role}");
+    let role = role["name"].as_str().unwrap().to_string();
+    let (st, leaf) = d.post(
+        &format!("/v1/pki/issue/{role}"),
+        &json!({"common_name": "dp-leaf.example.com"}),
+    );
+    assert_eq!(st, 201, "{leaf}");
+    let leaf_pem = leaf["certificate"].as_str().unwrap().to_string();
+    let crls = |d: &common::Daemon| -> String {
+        chain
+            .iter()
+            .map(|ca| {
+                let path = format!("/v1/pki/ca/{}/crl?format=pem", id_of(ca));
+                let r = d.request(reqwest::Method::GET, &path, Auth::None, &[], None);
+                assert_eq!(r.status, 200, "GET {path}");
+                r.text()
+            })
+            .collect()
+    };
+    let crl_file = write_pem("dp-crls", &crls(&d));
+    let crl_arg = crl_file.to_string_lossy().into_owned();
+    let untrusted = [pems[1].as_str(), pems[2].as_str()];
+    let extra = ["-crl_check_all", "-CRLfile", crl_arg.as_str()];
+    let (ok, out) = common::openssl_verify(&pems[0], &untrusted, &leaf_pem, &extra);
+    assert!(
+        ok,
+        "full-chain CRL check of a leaf under two intermediates:\n{out}"
+    );
+
+    let (st, v) = d.post(
+        "/v1/pki/revoke",
+        &json!({"serial_number": int["serial_number"], "reason": "ca_compromise"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = d.post(&format!("/v1/pki/ca/{}/crl", id_of(&root)), &json!({}));
+    assert_eq!(st, 200, "{v}");
+    let crl_file = write_pem("dp-crls-revoked", &crls(&d));
+    let crl_arg = crl_file.to_string_lossy().into_owned();
+    let extra = ["-crl_check_all", "-CRLfile", crl_arg.as_str()];
+    let (ok, out) = common::openssl_verify(&pems[0], &untrusted, &leaf_pem, &extra);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "a leaf under a revoked intermediate must fail the full-chain CRL check:\n{out}"
+    );
+}

@@ -41,7 +41,9 @@ pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, CaError> {
 
 /// The CA profile: basicConstraints CA:TRUE and keyUsage keyCertSign + cRLSign, both
 /// critical (RFC 5280 §4.2.1.9, §4.2.1.3); SKI always; AKI when the issuer is another CA
-/// (§4.2.1.1 lets a self-signed root omit it).
+/// (§4.2.1.1 lets a self-signed root omit it). An intermediate signed by a CA of ours
+/// also gets [`issuer_pointers`] when the daemon knows its public URL; a root has no
+/// issuer to point at.
 pub fn ca_extensions(
     subject_key_id: &[u8],
     authority_key_id: Option<&[u8]>,
@@ -117,12 +119,8 @@ pub struct LeafProfile<'a> {
 /// SAN, SKI, AKI, and CRL distribution point / AIA when the daemon knows its public URL.
 pub fn leaf_extensions(p: &LeafProfile<'_>) -> Result<Vec<Extension>, CaError> {
     use der::asn1::Ia5String;
-    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
-    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-    use x509_cert::ext::pkix::{
-        AccessDescription, AuthorityInfoAccessSyntax, CrlDistributionPoints, ExtendedKeyUsage,
-        SubjectAltName,
-    };
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
 
     let mut sans = Vec::with_capacity(p.dns.len() + p.ips.len() + p.uris.len());
     for d in p.dns {
@@ -165,7 +163,30 @@ pub fn leaf_extensions(p: &LeafProfile<'_>) -> Result<Vec<Extension>, CaError> {
             authority_cert_serial_number: None,
         },
     )?);
-    if let Some(url) = &p.crl_url {
+    exts.extend(issuer_pointers(
+        p.crl_url.as_deref(),
+        p.ca_issuers_url.as_deref(),
+    )?);
+    Ok(exts)
+}
+
+/// Where relying parties find the issuer's CRL (`cRLDistributionPoints`, one full-name
+/// URI) and the issuer's certificate (AIA `caIssuers`), both non-critical, for any
+/// certificate a CA of ours signs: leaves, and intermediates (so that revoking an
+/// intermediate reaches clients that follow distribution points).
+pub fn issuer_pointers(
+    crl_url: Option<&str>,
+    ca_issuers_url: Option<&str>,
+) -> Result<Vec<Extension>, CaError> {
+    use der::asn1::Ia5String;
+    use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    use x509_cert::ext::pkix::{
+        AccessDescription, AuthorityInfoAccessSyntax, CrlDistributionPoints,
+    };
+
+    let mut exts = Vec::with_capacity(2);
+    if let Some(url) = crl_url {
         exts.push(extension(
             false,
             &CrlDistributionPoints(vec![DistributionPoint {
@@ -177,7 +198,7 @@ pub fn leaf_extensions(p: &LeafProfile<'_>) -> Result<Vec<Extension>, CaError> {
             }]),
         )?);
     }
-    if let Some(url) = &p.ca_issuers_url {
+    if let Some(url) = ca_issuers_url {
         exts.push(extension(
             false,
             &AuthorityInfoAccessSyntax(vec![AccessDescription {

@@ -256,6 +256,11 @@ impl Pki {
             },
         };
         let aki = parent.map(|_| issuer.key_id.clone());
+        let mut extensions = profile::ca_extensions(&ski, aki.as_deref(), None)?;
+        // Like a leaf, an intermediate points at its issuer's CRL and certificate.
+        if let Some((crl, ca_issuers)) = parent.and_then(|p| self.issuer_urls(&p.id)) {
+            extensions.extend(profile::issuer_pointers(Some(&crl), Some(&ca_issuers))?);
+        }
 
         // A serial collision is a 2^-127 event, but "checked unique per issuer" means
         // we retry rather than fail when it happens.
@@ -266,7 +271,7 @@ impl Pki {
                 serial: Serial::random(),
                 not_before: created,
                 not_after,
-                extensions: profile::ca_extensions(&ski, aki.as_deref(), None)?,
+                extensions: extensions.clone(),
                 self_signed: parent.is_none(),
             };
             let cert = ca::sign_certificate(template, &issuer).map_err(|e| match e {

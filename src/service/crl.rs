@@ -78,6 +78,20 @@ impl Pki {
             .map(|b| format!("{}/v1/pki/ca/{ca_id}/crl/delta", b.trim_end_matches('/')))
     }
 
+    /// For a certificate that CA `issuer_id` signs: the URL of that CA's CRL and of its
+    /// certificate (DER, as AIA fetchers expect), when `public_base_url` is configured.
+    pub(crate) fn issuer_urls(&self, issuer_id: &str) -> Option<(String, String)> {
+        let base = self
+            .settings
+            .public_base_url
+            .as_deref()?
+            .trim_end_matches('/');
+        Some((
+            format!("{base}/v1/pki/ca/{issuer_id}/crl"),
+            format!("{base}/v1/pki/ca/{issuer_id}/certificate?format=der"),
+        ))
+    }
+
     /// Build, sign, verify and publish a complete CRL for one CA, which becomes the base of
     /// its delta CRLs (timer, request, creation). Works for inactive and revoked CAs too:
     /// relying parties still need their CRLs.
