@@ -1307,3 +1307,67 @@ fn with_public_base_url_intermediates_point_at_their_parents_crl_and_certificate
         "a leaf under a revoked intermediate must fail the full-chain CRL check:\n{out}"
     );
 }
+
+/// A CA shows its own revocation like a certificate row does, and the OpenAPI schema
+/// says so.
+#[test]
+fn a_ca_shows_whether_it_is_revoked_when_and_why() {
+    let d = daemon();
+    let root = d.create_root("rv-view-root", json!({"key_type": "ec"}));
+    let int = d.create_intermediate("rv-view-int", &id_of(&root), json!({"key_type": "ec"}));
+    for ca in [&root, &int] {
+        assert_eq!(ca["is_revoked"], false, "{ca}");
+        let obj = ca.as_object().unwrap();
+        for f in ["revoked_at", "revocation_reason"] {
+            assert!(
+                obj.get(f).is_some_and(Value::is_null),
+                "{f} should be null: {ca}"
+            );
+        }
+    }
+    let (st, v) = d.post(
+        "/v1/pki/revoke",
+        &json!({"serial_number": int["serial_number"], "reason": "superseded"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let int_id = id_of(&int);
+    let (st, got) = d.get(&format!("/v1/pki/ca/{int_id}"));
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["is_revoked"], true, "{got}");
+    assert_eq!(got["revoked_at"], v["revocation_time"], "{got} vs {v}");
+    assert_eq!(got["revocation_reason"], "superseded", "{got}");
+    let _ = parse_time(&got, "revoked_at");
+    let (st, list) = d.get("/v1/pki/ca");
+    assert_eq!(st, 200, "{list}");
+    let row = list["data"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == int_id.as_str()))
+        .unwrap_or_else(|| panic!("{int_id} not listed: {list}"));
+    assert_eq!(row["is_revoked"], true, "{row}");
+    assert_eq!(row["revocation_reason"], "superseded", "{row}");
+    let (st, root_now) = d.get(&format!("/v1/pki/ca/{}", id_of(&root)));
+    assert_eq!(st, 200);
+    assert_eq!(root_now["is_revoked"], false, "{root_now}");
+
+    let r = d.request(
+        reqwest::Method::GET,
+        "/v1/openapi.json",
+        Auth::None,
+        &[],
+        None,
+    );
+    let doc: Value = serde_json::from_slice(&r.body).expect("OpenAPI JSON");
+    let schema = &doc["components"]["schemas"]["CaView"];
+    for f in ["is_revoked", "revoked_at", "revocation_reason"] {
+        assert!(
+            schema["properties"].get(f).is_some(),
+            "CaView schema lacks {f}: {schema}"
+        );
+        assert!(
+            schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == f)),
+            "CaView schema does not require {f}: {schema}"
+        );
+    }
+}

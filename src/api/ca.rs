@@ -15,7 +15,8 @@ use crate::service::cas::CreateCaRequest;
 use crate::store::CaRecord;
 use crate::types::{rfc3339, CaType, Serial};
 
-/// A CA as the API shows it: the spec's fields plus serial, fingerprint and key URI.
+/// A CA as the API shows it: the spec's fields plus serial, fingerprint, key URI and,
+/// like certificate rows, its revocation.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CaView {
     id: String,
@@ -33,6 +34,12 @@ pub struct CaView {
     serial_number: String,
     fingerprint_sha256: String,
     key_uri: String,
+    /// Whether the CA's own certificate is revoked (listed on its parent's CRL).
+    is_revoked: bool,
+    #[schema(required = true)]
+    revoked_at: Option<String>,
+    #[schema(required = true)]
+    revocation_reason: Option<String>,
 }
 
 impl CaView {
@@ -56,6 +63,9 @@ impl CaView {
             serial_number: serial,
             fingerprint_sha256: hex::encode(Sha256::digest(&rec.certificate_der)),
             key_uri: rec.key_ref().uri(token_label),
+            is_revoked: rec.revocation.is_some(),
+            revoked_at: rec.revocation.as_ref().map(|r| rfc3339(r.revoked_at)),
+            revocation_reason: rec.revocation.as_ref().map(|r| r.reason.clone()),
         }
     }
 }
