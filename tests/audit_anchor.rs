@@ -156,3 +156,74 @@ fn verify_refuses_a_directory_without_a_store() {
     assert!(r.text.contains("there is no store"), "{}", r.text);
     assert!(!missing.exists(), "verify must not create a store");
 }
+
+#[test]
+fn restoring_an_older_backup_records_the_rollback_and_the_daemon_starts() {
+    let setup = new_daemon_setup("[audit]\nsign_every = 4\nsign_interval = \"1h\"").expect("setup");
+    let config = setup.config_path.to_string_lossy().into_owned();
+    let d = start_daemon_on(&setup).expect("daemon");
+    make_entries(&d, 3);
+    assert!(d.stop_gracefully().success());
+    drop(d);
+    let file = setup.dir.join("old.backup");
+    let r = cli(
+        &setup,
+        &[
+            "backup",
+            "--out",
+            &file.to_string_lossy(),
+            "--config",
+            &config,
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+
+    // Life goes on after the backup: more entries, more signed heads, the anchor moves.
+    let d = start_daemon_on(&setup).expect("daemon");
+    make_entries(&d, 9);
+    assert!(d.stop_gracefully().success());
+    drop(d);
+
+    // The data directory is lost; the older backup comes back.
+    let root_token = std::fs::read(setup.data_dir.join("root-token")).unwrap();
+    std::fs::rename(&setup.data_dir, setup.dir.join("data.lost")).unwrap();
+    std::fs::create_dir(&setup.data_dir).unwrap();
+    let r = cli(
+        &setup,
+        &[
+            "restore",
+            "--in",
+            &file.to_string_lossy(),
+            "--config",
+            &config,
+        ],
+    );
+    assert!(r.ok, "{}", r.text);
+    assert!(
+        r.text.contains("recorded as audit.rollback_accepted"),
+        "{}",
+        r.text
+    );
+    std::fs::write(setup.data_dir.join("root-token"), root_token).unwrap();
+
+    let d = start_daemon_on(&setup).expect("the daemon starts on the restored store");
+    let r = d.request(Method::GET, "/v1/audit?limit=1000", Auth::Root, &[], None);
+    let v: Value = r.json();
+    let actions: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    let at = actions
+        .iter()
+        .position(|a| *a == "audit.rollback_accepted")
+        .unwrap_or_else(|| panic!("no rollback entry: {actions:?}"));
+    // Then the restore itself, now that the restored store can take it.
+    assert_eq!(actions.get(at + 1), Some(&"restore"), "{actions:?}");
+    assert!(d.stop_gracefully().success());
+    drop(d);
+    let r = verify(&setup, true);
+    assert!(r.ok, "{}", r.text);
+    assert!(r.text.contains("rollback accepted at entry"), "{}", r.text);
+}

@@ -304,15 +304,40 @@ pub fn restore(args: RestoreArgs) -> CmdResult {
     });
     match restored {
         Ok((s, auth)) => {
+            // The restored log is older than the one the token's anchor follows: restoring
+            // is the operator's act, so record it in the log as an accepted rollback (the
+            // daemon would refuse to start otherwise), then the restore itself.
+            let (rollback, pki) = match open_pki(&cfg, "the restored store is in use") {
+                Ok(pki) => (
+                    pki.accept_audit_rollback(&who.token_id)
+                        .map_err(|e| e.to_string()),
+                    Some(pki),
+                ),
+                Err(e) => (Err(e.message), None),
+            };
             record_step(
-                None,
+                pki.as_ref(),
                 &who,
                 "restore",
                 Some(&data_dir.display().to_string()),
                 Outcome::Ok,
             );
+            drop(pki);
             let mut text = summary_text("Restored", &args.input, &s);
             text.push_str(&authenticity_text(&auth));
+            text.push_str(&match &rollback {
+                Ok(None) => String::new(),
+                Ok(Some(a)) => format!(
+                    "  The audit log went back from entry {} (signed at {}): recorded as \
+                     audit.rollback_accepted.\n",
+                    a.seq, a.signed_at
+                ),
+                Err(e) => format!(
+                    "  WARNING: could not compare the restored audit log with the token's \
+                     anchor ({e}); if the daemon refuses to start, run `scaivault-pki audit \
+                     accept-rollback --config FILE`.\n"
+                ),
+            });
             text.push_str(&format!(
                 "  into {}. Start the daemon on the same token; put the admin token's secret \
                  back in {} if you use it (backups hold only token hashes).\n",
