@@ -460,22 +460,53 @@ impl Config {
         Ok(())
     }
 
-    /// The token settings with the PIN from `hsm.pin_file`, else `SCAIVAULT_HSM_PIN`.
-    /// Never from the command line, where any user could read it in the process list.
+    /// The token settings for the daemon: the PIN from `hsm.pin_file`, else
+    /// `SCAIVAULT_HSM_PIN`. Never from the command line, where any user could read it in
+    /// the process list.
     pub fn token_config(&self) -> Result<TokenConfig, ConfigError> {
         let pin = match &self.hsm.pin_file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::PinFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                zeroize::Zeroizing::new(text)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string()
-            }
+            Some(path) => read_pin_file(path)?,
             None => std::env::var("SCAIVAULT_HSM_PIN").map_err(|_| ConfigError::NoPin)?,
         };
+        self.with_pin(pin)
+    }
+
+    /// The token settings for an operator command: `SCAIVAULT_HSM_PIN` when it is set,
+    /// else `hsm.pin_file`. The other way round from the daemon, because under systemd
+    /// `pin_file` names the service's credential, which exists only while the service
+    /// runs, and ceremonies and `restore` checks run while it is stopped.
+    pub fn token_config_env_first(&self) -> Result<TokenConfig, ConfigError> {
+        match std::env::var("SCAIVAULT_HSM_PIN") {
+            Ok(pin) if !pin.is_empty() => self.with_pin(pin),
+            _ => self.token_config(),
+        }
+    }
+
+    /// Whether the PIN in use comes from `hsm.pin_file` (and not from the environment)
+    /// for an operator command; see [`Config::token_config_env_first`].
+    pub fn cli_reads_pin_file(&self) -> bool {
+        self.hsm.pin_file.is_some()
+            && !matches!(std::env::var("SCAIVAULT_HSM_PIN"), Ok(p) if !p.is_empty())
+    }
+
+    /// A warning when `hsm.pin_file` can be read or changed by anyone but its owner:
+    /// whoever reads the PIN can sign with every CA key, and whoever writes it can make
+    /// the daemon lock the PIN with failed logins. `None` when it is private or unset (a
+    /// file that cannot be read at all is reported by `token_config`).
+    pub fn pin_file_exposure(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.hsm.pin_file.as_ref()?;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the PIN file {} has mode {mode:04o}: group or others can use it; make it \
+                 0600 (or 0400), owned by the user that reads it",
+                path.display()
+            )
+        })
+    }
+
+    fn with_pin(&self, pin: String) -> Result<TokenConfig, ConfigError> {
         if pin.is_empty() {
             return Err(ConfigError::NoPin);
         }
@@ -486,6 +517,17 @@ impl Config {
             pool_size: self.hsm.pool_size,
         })
     }
+}
+
+/// The PIN file's text without its trailing newline.
+fn read_pin_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PinFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(zeroize::Zeroizing::new(text)
+        .trim_end_matches(['\n', '\r'])
+        .to_string())
 }
 
 /// Parse the TOML into a [`Config`]; a failure names the key it is about
@@ -629,6 +671,26 @@ mod tests {
                 "{snippet:?}: the error does not name {key}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_pin_file_others_can_read_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, "1234\n").unwrap();
+        let mut c = parse(MIN).unwrap();
+        assert_eq!(c.pin_file_exposure(), None, "no pin_file, nothing to say");
+        c.hsm.pin_file = Some(pin.clone());
+        for (mode, exposed) in [(0o600, false), (0o400, false), (0o640, true), (0o644, true)] {
+            std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(mode)).unwrap();
+            let w = c.pin_file_exposure();
+            assert_eq!(w.is_some(), exposed, "{mode:o}: {w:?}");
+            if let Some(w) = w {
+                assert!(w.contains(&format!("{mode:04o}")), "{w}");
+            }
+        }
+        assert_eq!(c.token_config().unwrap().pool_size, 4);
     }
 
     #[test]

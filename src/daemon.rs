@@ -27,6 +27,20 @@ pub enum StartError {
     Io(String),
 }
 
+impl StartError {
+    /// The process's exit status: 2 for a configuration mistake, 3 when the token refused
+    /// the PIN (wrong, locked or expired), 1 for anything else. The systemd unit restarts
+    /// on failure but not after 2 or 3 (`RestartPreventExitStatus=`): a restart cannot fix
+    /// either, and a token that counts failed logins locks the PIN after a few.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            StartError::Token(crate::hsm::HsmError::PinIncorrect) => 3,
+            _ => 1,
+        }
+    }
+}
+
 pub struct Options {
     /// Exit when standard input closes: lets a test harness tie the daemon's life to its own.
     pub exit_on_stdin_close: bool,
@@ -36,6 +50,7 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| StartError::Io(format!("cannot create {}: {e}", cfg.data_dir.display())))?;
     restrict_dir(&cfg.data_dir);
+    restrict_root_token(&cfg.data_dir.join(crate::service::auth::ROOT_TOKEN_FILE));
 
     // Install the signal handlers first: a SIGTERM that arrives right after READY=1 must
     // still mean "finish and flush", not the default "die now".
@@ -59,6 +74,9 @@ pub async fn run(cfg: Config, opts: Options) -> Result<(), StartError> {
         None
     };
 
+    if let Some(warning) = cfg.pin_file_exposure() {
+        tracing::warn!("{warning}");
+    }
     let token_cfg = cfg.token_config()?;
     let label = token_cfg.token_label.clone();
     let token = tokio::task::spawn_blocking(move || Token::open(token_cfg))
@@ -208,6 +226,25 @@ fn restrict_dir(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot restrict the data directory to its owner");
+    }
+}
+
+/// The bootstrap admin token's secret is written 0600, but a copy put back by hand (after
+/// a restore, say) may not be: set it back at every start, as the data directory is.
+fn restrict_root_token(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(file) else {
+        return; // not made yet (first start), or removed on purpose
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return; // 0600 or stricter
+    }
+    match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => tracing::warn!(file = %file.display(), was = %format!("{mode:04o}"),
+            "the root token file was readable or writable beyond its owner; set it to 0600"),
+        Err(e) => tracing::warn!(file = %file.display(), error = %e,
+            "cannot restrict the root token file to its owner"),
     }
 }
 

@@ -191,10 +191,14 @@ fn init_checks_the_token_makes_a_private_bootstrap_token_and_is_idempotent() {
     assert_eq!(text.code, 0);
     assert!(text.stdout.contains("already exists"), "{}", text.stdout);
 
-    // The daemon takes the initialised store and accepts the token init made.
+    // The daemon takes the initialised store and accepts the token init made; a root
+    // token file put back with a loose mode is set back to 0600 at start.
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o644)).unwrap();
     let d = start_daemon_on(&setup).unwrap();
     assert_eq!(d.root_token, secret.trim());
     assert_eq!(d.get("/v1/pki/ca").0, 200);
+    let mode = fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "root-token mode after start {mode:o}");
 }
 
 #[test]
@@ -207,6 +211,8 @@ fn init_refuses_a_wrong_pin_and_a_bad_configuration_plainly() {
 
     let wrong_pin = setup.dir.join("wrong-pin");
     fs::write(&wrong_pin, "000000").unwrap();
+    // Private, as a PIN file should be (a looser one adds a warning line).
+    fs::set_permissions(&wrong_pin, fs::Permissions::from_mode(0o600)).unwrap();
     let bad_pin_config = setup.dir.join("wrong-pin.toml");
     let pin_file = config
         .lines()
@@ -219,7 +225,8 @@ fn init_refuses_a_wrong_pin_and_a_bad_configuration_plainly() {
     )
     .unwrap();
     let r = cli(&setup, &["init", "--config", &path_str(&bad_pin_config)]);
-    r.assert_one_sentence(1, "PIN");
+    // A refused PIN has an exit status of its own (3): retrying it can lock the PIN.
+    r.assert_one_sentence(3, "PIN");
     assert!(
         fs::read_dir(&setup.data_dir).unwrap().next().is_none(),
         "nothing is created before the token checks out"

@@ -158,3 +158,62 @@ fn unreadable_tls_files_stop_the_daemon_before_the_token_is_opened() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("tls.cert_file"), "{stderr}");
 }
+
+/// A PIN the token refuses stops the daemon with exit status 3, which the systemd unit
+/// does not restart on (`RestartPreventExitStatus=2 3`): retrying would lock the PIN on a
+/// token that counts failed logins. A PIN file others can read is warned about.
+#[test]
+fn a_refused_pin_exits_3_and_a_loose_pin_file_is_warned_about() {
+    if !require_tool("softhsm2-util") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let setup = new_daemon_setup("").unwrap();
+    let wrong = setup.dir.join("wrong-pin");
+    std::fs::write(&wrong, "000000\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = std::fs::read_to_string(&setup.config_path).unwrap();
+    let pin_line = config
+        .lines()
+        .find(|l| l.starts_with("pin_file"))
+        .unwrap()
+        .to_string();
+    let path = setup.dir.join("wrong-pin.toml");
+    std::fs::write(
+        &path,
+        config.replace(
+            &pin_line,
+            &format!("pin_file = {:?}", wrong.to_string_lossy()),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env("SOFTHSM2_CONF", &setup.softhsm_conf)
+        .env_remove("SCAIVAULT_DATA_DIR")
+        .env_remove("SCAIVAULT_LISTEN")
+        .env_remove("SCAIVAULT_HSM_PIN")
+        .output()
+        .expect("run the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("refused the PIN"), "{stderr}");
+    assert!(
+        stderr.contains("0644") && stderr.contains("group or others"),
+        "{stderr}"
+    );
+
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/scaivault-pki.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("RestartPreventExitStatus=")
+                && l.split(['=', ' ']).any(|w| w == "2")
+                && l.split(['=', ' ']).any(|w| w == "3")),
+        "the unit must not restart after exit 2 or 3"
+    );
+}

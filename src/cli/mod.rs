@@ -2,7 +2,8 @@
 //!
 //! Every command prints one JSON object on standard output with `--json`, readable text
 //! otherwise. A failure is one plain sentence on standard error and a non-zero exit:
-//! 2 for a usage or configuration mistake, 1 for anything else.
+//! 2 for a usage or configuration mistake, 3 when the token refused the PIN, 1 for
+//! anything else.
 
 mod audit;
 mod backup;
@@ -18,7 +19,7 @@ use serde_json::{json, Value};
 
 use scaivault_pki::config::{Config, LogFormat};
 use scaivault_pki::daemon;
-use scaivault_pki::hsm::Token;
+use scaivault_pki::hsm::{HsmError, Token};
 use scaivault_pki::service::{Pki, Principal, ServiceError};
 use scaivault_pki::store::{Store, StoreError};
 
@@ -26,7 +27,8 @@ use scaivault_pki::store::{Store, StoreError};
 #[command(
     name = "scaivault-pki",
     version,
-    about = "A CA daemon whose keys live in a PKCS#11 token"
+    about = "A CA daemon whose keys live in a PKCS#11 token",
+    after_help = EXIT_STATUS_HELP
 )]
 struct Cli {
     /// Print one JSON object on standard output (for scripts).
@@ -35,6 +37,17 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The exit statuses, for `--help`; the README says the same.
+const EXIT_STATUS_HELP: &str = "Exit status: 0 done; 1 failed; 2 a mistake in the command line or \
+the configuration; 3 the token refused the PIN (wrong, locked or expired). The systemd unit \
+does not restart the daemon after 2 or 3: retrying a refused PIN can lock it.";
+
+/// Exit status for a mistake in the command line or the configuration.
+const EXIT_USAGE: u8 = 2;
+/// Exit status when the token refused the PIN: retrying cannot help, and on a token that
+/// counts failed logins it locks the PIN, so it must be told apart from other failures.
+const EXIT_PIN_REFUSED: u8 = 3;
 
 #[derive(Subcommand)]
 enum Command {
@@ -63,10 +76,10 @@ enum Command {
     Audit(audit::AuditArgs),
 }
 
-/// A failure, as the user sees it: one sentence, and whether it was their usage.
+/// A failure, as the user sees it: one sentence, and the exit status that sorts it.
 #[derive(Debug)]
 pub(crate) struct CliError {
-    usage: bool,
+    status: u8,
     message: String,
 }
 
@@ -74,7 +87,7 @@ impl CliError {
     /// A mistake in the command line or the configuration: exit status 2.
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         CliError {
-            usage: true,
+            status: EXIT_USAGE,
             message: message.into(),
         }
     }
@@ -82,7 +95,7 @@ impl CliError {
     /// Anything else that went wrong: exit status 1.
     pub(crate) fn failed(message: impl Into<String>) -> Self {
         CliError {
-            usage: false,
+            status: 1,
             message: message.into(),
         }
     }
@@ -206,9 +219,24 @@ pub(crate) fn open_pki(cfg: &Config, hint: &str) -> Result<Pki, CliError> {
     ))
 }
 
+/// Log in to the token. The PIN is `SCAIVAULT_HSM_PIN` if set, else `hsm.pin_file`
+/// (see `Config::token_config_env_first`). A refused PIN has an exit status of its own.
 pub(crate) fn open_token(cfg: &Config) -> Result<Token, CliError> {
-    Token::open(cfg.token_config()?)
-        .map_err(|e| CliError::failed(format!("cannot open the token: {e}")))
+    if cfg.cli_reads_pin_file() {
+        if let Some(warning) = cfg.pin_file_exposure() {
+            eprintln!("scaivault-pki: warning: {warning}");
+        }
+    }
+    Token::open(cfg.token_config_env_first()?).map_err(|e| {
+        let message = format!("cannot open the token: {e}");
+        match e {
+            HsmError::PinIncorrect => CliError {
+                status: EXIT_PIN_REFUSED,
+                message,
+            },
+            _ => CliError::failed(message),
+        }
+    })
 }
 
 /// Write a file only its owner can read (CSRs and certificates are public, but backups
@@ -251,7 +279,7 @@ fn serve(config: PathBuf, exit_on_stdin_close: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("scaivault-pki: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     init_logging(cfg.log_format, "info");
@@ -276,15 +304,10 @@ fn serve(config: PathBuf, exit_on_stdin_close: bool) -> ExitCode {
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ daemon::StartError::Config(_)) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("scaivault-pki: {e}");
-            ExitCode::from(2)
-        }
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             eprintln!("scaivault-pki: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_status())
         }
     }
 }
@@ -342,7 +365,7 @@ fn finish(json_out: bool, result: CmdResult) -> ExitCode {
                 print!("{}", p.text);
             }
             eprintln!("scaivault-pki: {sentence}");
-            ExitCode::from(if e.usage { 2 } else { 1 })
+            ExitCode::from(e.status)
         }
     }
 }
