@@ -57,15 +57,22 @@ impl Run {
 }
 
 fn cli(setup: &DaemonSetup, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"))
-        .args(args)
+    cli_with_env(setup, &[], args)
+}
+
+/// `cli` with some environment variables set (after the usual ones are removed).
+fn cli_with_env(setup: &DaemonSetup, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaivault-pki"));
+    cmd.args(args)
         .env("SOFTHSM2_CONF", &setup.softhsm_conf)
         .env_remove("SCAIVAULT_CONFIG")
         .env_remove("SCAIVAULT_DATA_DIR")
         .env_remove("SCAIVAULT_HSM_PIN")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run scaivault-pki");
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run scaivault-pki");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1222,6 +1229,279 @@ fn a_backup_taken_while_serving_restores_the_same_cas_certificates_and_crls() {
     );
     r.assert_one_sentence(1, "damaged");
     assert!(!setup.dir.join("x").join("store").exists());
+}
+
+// ---------------------------------------------------------------- refusals before any work
+
+/// The token's objects, as `list-keys --json` lists them: (label, type) pairs.
+fn token_objects(setup: &DaemonSetup) -> Vec<(String, String)> {
+    let listed = ceremony(setup, &["list-keys"]);
+    let mut v: Vec<(String, String)> = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (str_of(&o["label"]), str_of(&o["type"])))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The CAs in the store of `setup` (no process may hold it), every tenant.
+fn stored_ca_ids(setup: &DaemonSetup) -> Vec<String> {
+    let store = scaivault_pki::store::Store::open(&setup.data_dir.join("store")).unwrap();
+    let mut ids: Vec<String> = store
+        .list_tenants()
+        .unwrap()
+        .iter()
+        .flat_map(|t| store.list_cas(&t.name).unwrap())
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_ceremony_refused_for_its_output_path_or_tenant_makes_nothing() {
+    if !tools() {
+        return;
+    }
+    let setup = new_daemon_setup("").unwrap();
+    init(&setup);
+    let config = path_str(&setup.config_path);
+    let objects_before = token_objects(&setup);
+    let cas_before = stored_ca_ids(&setup);
+    let missing_dir = setup.dir.join("no-such-dir");
+
+    // An output file in a directory that does not exist: refused before the token is
+    // touched, with no CA, no key pair and no file made.
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "ceremony",
+            "--config",
+            &config,
+            "create-root",
+            "--name",
+            "never",
+            "--common-name",
+            "Never",
+            "--key-type",
+            "ec",
+            "--cert-out",
+            &path_str(&missing_dir.join("x.pem")),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        str_of(&v["error"]["message"]).contains("certificate file"),
+        "{v}"
+    );
+    ceremony_fails(
+        &setup,
+        &[
+            "intermediate-csr",
+            "--common-name",
+            "Never",
+            "--out",
+            &path_str(&missing_dir.join("q.csr")),
+        ],
+    )
+    .assert_one_sentence(2, "CSR file");
+
+    // An existing file is never overwritten, and stays as it was.
+    let existing = setup.dir.join("existing.pem");
+    fs::write(&existing, "keep me\n").unwrap();
+    ceremony_fails(
+        &setup,
+        &[
+            "create-root",
+            "--name",
+            "never",
+            "--common-name",
+            "Never",
+            "--key-type",
+            "ec",
+            "--cert-out",
+            &path_str(&existing),
+        ],
+    )
+    .assert_one_sentence(2, "already exists");
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep me\n");
+
+    // A tenant that does not exist.
+    ceremony_fails(
+        &setup,
+        &[
+            "create-root",
+            "--name",
+            "never",
+            "--common-name",
+            "Never",
+            "--key-type",
+            "ec",
+            "--tenant",
+            "no-such-tenant",
+        ],
+    )
+    .assert_one_sentence(2, "no-such-tenant");
+
+    // A step that fails after its output file was created leaves no empty file behind.
+    let cert_out = setup.dir.join("dup.pem");
+    ceremony_fails(
+        &setup,
+        &[
+            "create-intermediate",
+            "--parent",
+            "ca_nope",
+            "--name",
+            "never",
+            "--common-name",
+            "Never",
+            "--cert-out",
+            &path_str(&cert_out),
+        ],
+    )
+    .assert_one_sentence(1, "ca_nope");
+    assert!(!cert_out.exists(), "the unfilled output file is removed");
+
+    assert_eq!(
+        token_objects(&setup),
+        objects_before,
+        "no key pair was made"
+    );
+    assert_eq!(stored_ca_ids(&setup), cas_before, "no CA was recorded");
+    assert!(!missing_dir.exists());
+
+    // `--tenant` means nothing to verify and list-keys, so they do not take it; under
+    // --json a command-line mistake is a JSON object too.
+    let r = cli(
+        &setup,
+        &[
+            "--json", "ceremony", "--config", &config, "verify", "--tenant", "x",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["ok"], false);
+    let r = cli(
+        &setup,
+        &[
+            "--json",
+            "ceremony",
+            "--config",
+            &config,
+            "create-root",
+            "--name",
+            "x",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        str_of(&v["error"]["message"]).contains("--common-name"),
+        "{v}"
+    );
+}
+
+/// The name /etc/passwd gives this process's real uid, as the CLI should record it.
+fn own_user_name() -> String {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+        })
+        .unwrap_or(format!("uid={uid}"))
+}
+
+#[test]
+fn the_operator_is_the_real_user_and_the_pin_can_come_from_the_environment() {
+    if !tools() {
+        return;
+    }
+    let setup = new_daemon_setup("").unwrap();
+    init(&setup);
+
+    // USER and LOGNAME do not name the actor; SUDO_USER is kept beside the real name.
+    let config = path_str(&setup.config_path);
+    let r = cli_with_env(
+        &setup,
+        &[
+            ("USER", "someone-else"),
+            ("LOGNAME", "someone-else"),
+            ("SUDO_USER", "alice"),
+        ],
+        &["--json", "ceremony", "--config", &config, "verify"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let store = scaivault_pki::store::Store::open(&setup.data_dir.join("store")).unwrap();
+    let actors: Vec<String> = store
+        .audit_entries()
+        .map(|e| serde_json::from_slice::<Value>(&e.unwrap().1).unwrap())
+        .filter(|e| e["action"] == "ceremony.verify")
+        .map(|e| str_of(&e["token_id"]))
+        .collect();
+    drop(store);
+    let name = own_user_name();
+    let expected = if name == "alice" {
+        "cli:alice".to_string()
+    } else {
+        format!("cli:{name} (sudo from alice)")
+    };
+    assert_eq!(actors, vec![expected]);
+
+    // Under systemd, `pin_file` names a credential that exists only while the service
+    // runs; SCAIVAULT_HSM_PIN wins over it for operator commands.
+    let gone = setup.dir.join("gone.toml");
+    let text = fs::read_to_string(&setup.config_path).unwrap();
+    let pin_line = text.lines().find(|l| l.starts_with("pin_file")).unwrap();
+    fs::write(
+        &gone,
+        text.replace(pin_line, "pin_file = \"/nonexistent/hsm-pin\""),
+    )
+    .unwrap();
+    let gone = path_str(&gone);
+    let r = cli_with_env(
+        &setup,
+        &[("SCAIVAULT_HSM_PIN", setup.pin.as_str())],
+        &["--json", "ceremony", "--config", &gone, "verify"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = cli_with_env(
+        &setup,
+        &[("SCAIVAULT_HSM_PIN", "000000")],
+        &["ceremony", "--config", &gone, "list-keys"],
+    );
+    r.assert_one_sentence(3, "refused the PIN");
+    let r = cli(&setup, &["ceremony", "--config", &gone, "list-keys"]);
+    r.assert_one_sentence(2, "hsm.pin_file");
+
+    // A PIN file others can read works, with a warning.
+    let pin_file = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pin_file = "))
+        .map(|q| q.trim_matches('"').to_string())
+        .unwrap();
+    fs::set_permissions(&pin_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let r = cli(&setup, &["ceremony", "--config", &config, "list-keys"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("0644"),
+        "{}",
+        r.stderr
+    );
+    fs::set_permissions(&pin_file, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// A backup file's lines, rewritten by `edit` (which may add lines after a line by

@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    load_config, open_pki, open_token, operator, plain, read_text_file, record_step,
-    write_new_file, CliError, CmdResult, Outcome, Report,
+    load_config, open_pki, open_token, operator, plain, read_text_file, record_step, CliError,
+    CmdResult, OutFile, Outcome, Report,
 };
 use scaivault_pki::ca::pem;
 use scaivault_pki::config::Config;
 use scaivault_pki::hsm::Pkcs11Uri;
 use scaivault_pki::keys::KeyType;
+use scaivault_pki::service::auth::DEFAULT_TENANT;
 use scaivault_pki::service::cas::CreateCaRequest;
 use scaivault_pki::service::ceremony::{ImportIntermediateRequest, IntermediateCsrRequest};
 use scaivault_pki::service::{Pki, Principal};
@@ -26,14 +27,22 @@ const DAEMON_HINT: &str =
 
 #[derive(Args)]
 pub struct CeremonyArgs {
-    /// The configuration file (TOML): token, PIN file, data directory.
+    /// The configuration file (TOML): token, PIN file, data directory. The PIN is
+    /// SCAIVAULT_HSM_PIN when that is set, else the configuration's `hsm.pin_file`.
     #[arg(long, env = "SCAIVAULT_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// The tenant that owns what the ceremony makes.
-    #[arg(long, default_value = "default", global = true)]
-    tenant: String,
     #[command(subcommand)]
     step: Step,
+}
+
+/// `--tenant`, on the steps that make something (a CA, a key pair); `list-keys` and
+/// `verify` look at the whole token and every tenant's CAs, so they have none.
+#[derive(Args)]
+struct Owner {
+    /// The tenant that will own what this step makes; it must exist (`default` always
+    /// does; others are made with POST /v1/sys/tenants).
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -68,9 +77,13 @@ struct NewCa {
     /// Lifetime in days (roots 3650, intermediates 1825 by default).
     #[arg(long)]
     validity_days: Option<u32>,
-    /// Also write the CA certificate (PEM) to this file.
+    /// Also write the CA certificate (PEM) to this file, which must not exist yet. It is
+    /// created before the key is made, so a path that cannot be written stops the ceremony
+    /// before anything changes.
     #[arg(long)]
     cert_out: Option<PathBuf>,
+    #[command(flatten)]
+    owner: Owner,
 }
 
 #[derive(Subcommand)]
@@ -105,9 +118,13 @@ enum Step {
         /// Key size: 256 or 384 for EC; 2048, 3072 or 4096 for RSA.
         #[arg(long)]
         key_size: Option<u32>,
-        /// Write the CSR (PEM) to this file.
+        /// Write the CSR (PEM) to this file, which must not exist yet. It is created
+        /// before the key pair is made, so a path that cannot be written stops the
+        /// ceremony before anything changes.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        owner: Owner,
     },
     /// Make an intermediate CA from the certificate an external root signed for a CSR
     /// made by `intermediate-csr`, after checking it is for that token key.
@@ -125,13 +142,17 @@ enum Step {
         /// The token key (PKCS#11 URI) the certificate must be for.
         #[arg(long)]
         key: Option<String>,
+        #[command(flatten)]
+        owner: Owner,
     },
-    /// The token's objects: label, id, type, size, sensitive and extractable.
+    /// The token's objects: label, id, type, size, sensitive and extractable. Works while
+    /// the daemon runs (it needs the token only, not the store).
     ListKeys {
         /// Only the objects this PKCS#11 URI selects.
         uri: Option<String>,
     },
-    /// Check every CA: its key is in the token, is its certificate's, and cannot leave.
+    /// Check every CA of every tenant: its key is in the token, is its certificate's, and
+    /// cannot leave.
     Verify,
 }
 
@@ -142,17 +163,43 @@ pub fn run(args: CeremonyArgs) -> CmdResult {
         ))
     })?;
     let cfg = load_config(&config).map_err(plain)?;
-    let who = operator(&args.tenant);
+    let tenant = match &args.step {
+        Step::CreateRoot(ca) | Step::CreateIntermediate { ca, .. } => Some(&ca.owner.tenant),
+        Step::IntermediateCsr { owner, .. } | Step::ImportIntermediate { owner, .. } => {
+            Some(&owner.tenant)
+        }
+        Step::ListKeys { .. } | Step::Verify => None,
+    };
+    let who = operator(tenant.map_or(DEFAULT_TENANT, String::as_str));
     // Listing the token needs no store, so it works while the daemon runs.
     if let Step::ListKeys { uri } = args.step {
         return list_keys(&cfg, &who, uri);
     }
-    let pki = match open_pki(&cfg, DAEMON_HINT) {
+    // The output file before the token and the store: a path that cannot be written must
+    // stop the ceremony before a key pair or a CA exists that nobody asked to keep.
+    let out = match &args.step {
+        Step::CreateRoot(ca) | Step::CreateIntermediate { ca, .. } => ca
+            .cert_out
+            .as_deref()
+            .map(|p| OutFile::create(p, "certificate")),
+        Step::IntermediateCsr { out, .. } => out.as_deref().map(|p| OutFile::create(p, "CSR")),
+        _ => None,
+    }
+    .transpose()
+    .map_err(plain)?;
+    let pki = match open_pki(&cfg, DAEMON_HINT).and_then(|pki| {
+        match tenant {
+            Some(t) => check_tenant(&pki, t),
+            None => Ok(()),
+        }
+        .map(|()| pki)
+    }) {
         Ok(p) => p,
         Err(e) => {
+            // Recorded in `default`: the tenant asked for may not exist.
             record_step(
                 None,
-                &who,
+                &operator(DEFAULT_TENANT),
                 "ceremony.open",
                 None,
                 Outcome::Failed(&e.message),
@@ -168,9 +215,9 @@ pub fn run(args: CeremonyArgs) -> CmdResult {
         Outcome::Ok,
     );
     let result = match args.step {
-        Step::CreateRoot(ca) => create_ca(&pki, &who, ca, CaType::Root, None),
+        Step::CreateRoot(ca) => create_ca(&pki, &who, ca, CaType::Root, None, out),
         Step::CreateIntermediate { parent, ca } => {
-            create_ca(&pki, &who, ca, CaType::Intermediate, Some(parent))
+            create_ca(&pki, &who, ca, CaType::Intermediate, Some(parent), out)
         }
         Step::IntermediateCsr {
             common_name,
@@ -179,7 +226,8 @@ pub fn run(args: CeremonyArgs) -> CmdResult {
             country,
             key_type,
             key_size,
-            out,
+            out: _,
+            owner: _,
         } => intermediate_csr(
             &pki,
             &who,
@@ -198,16 +246,63 @@ pub fn run(args: CeremonyArgs) -> CmdResult {
             name,
             chain,
             key,
+            owner: _,
         } => import_intermediate(&pki, &who, cert, name, chain, key),
         Step::ListKeys { .. } => unreachable!("handled above"),
         Step::Verify => verify(&pki, &who),
     };
     if let Err(e) = pki.flush() {
-        return Err(plain(CliError::failed(format!(
-            "the final flush of the store failed: {e}"
-        ))));
+        // What the step made is in the report; say that it may not be on disk.
+        let shown = match result {
+            Ok(report) => Some(report),
+            Err((report, _)) => report,
+        };
+        return Err((
+            shown,
+            CliError::failed(format!(
+                "the final flush of the store failed ({e}); what this step reports having made \
+                 may be missing from the store after a crash: run `ceremony verify` and \
+                 `ceremony list-keys`"
+            )),
+        ));
     }
     result
+}
+
+/// A step that makes something for a tenant needs the tenant to exist: a CA in a tenant
+/// nobody can log in to is a CA nobody can use, and the name is most likely a typo.
+fn check_tenant(pki: &Pki, tenant: &str) -> Result<(), CliError> {
+    if tenant == DEFAULT_TENANT {
+        return Ok(());
+    }
+    let known = pki.list_tenants(&operator(DEFAULT_TENANT))?;
+    if known.iter().any(|t| t.name == tenant) {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "there is no tenant {tenant:?}; create it first (POST /v1/sys/tenants), or leave \
+             out --tenant for `default`"
+        )))
+    }
+}
+
+/// A step whose work is done (and recorded) but whose output file could not be written:
+/// the report says what was made, and the sentence says so plainly.
+fn made_but_not_written(
+    pki: &Pki,
+    who: &Principal,
+    object_id: &str,
+    report: Report,
+    message: String,
+) -> (Option<Report>, CliError) {
+    record_step(
+        Some(pki),
+        who,
+        "ceremony.write_output",
+        Some(object_id),
+        Outcome::Failed(&message),
+    );
+    (Some(report), CliError::failed(message))
 }
 
 /// A failed step: recorded, then reported.
@@ -221,13 +316,11 @@ fn fingerprint_colons(der: &[u8]) -> String {
 }
 
 /// A CA as the ceremony shows it: the API's fields plus the certificate.
-fn ca_json(pki: &Pki, rec: &CaRecord) -> Result<Value, CliError> {
+fn ca_json(pki: &Pki, rec: &CaRecord, cert_pem: &str) -> Value {
     let serial = hex::decode(&rec.serial_hex)
         .map(|b| Serial::from_der_bytes(&b).to_colon_hex())
         .unwrap_or_default();
-    let cert_pem =
-        pem("CERTIFICATE", &rec.certificate_der).map_err(|e| CliError::failed(e.to_string()))?;
-    Ok(json!({
+    json!({
         "id": rec.id,
         "name": rec.name,
         "common_name": rec.common_name,
@@ -241,7 +334,19 @@ fn ca_json(pki: &Pki, rec: &CaRecord) -> Result<Value, CliError> {
         "fingerprint_sha256": hex::encode(Sha256::digest(&rec.certificate_der)),
         "key_uri": rec.key_ref().uri(pki.token_label()),
         "certificate_pem": cert_pem,
-    }))
+    })
+}
+
+/// The CA certificate as PEM. Encoding a certificate the token just signed cannot fail in
+/// practice; if it does, the CA exists all the same, and the sentence says so.
+fn ca_pem(rec: &CaRecord) -> Result<String, CliError> {
+    pem("CERTIFICATE", &rec.certificate_der).map_err(|e| {
+        CliError::failed(format!(
+            "CA {} ({}) was made, but its certificate cannot be shown as PEM: {e}; fetch it \
+             with GET /v1/pki/ca/{}/certificate",
+            rec.name, rec.id, rec.id
+        ))
+    })
 }
 
 fn ca_text(pki: &Pki, verb: &str, rec: &CaRecord) -> String {
@@ -261,21 +366,13 @@ fn ca_text(pki: &Pki, verb: &str, rec: &CaRecord) -> String {
     )
 }
 
-fn write_cert(rec: &CaRecord, out: Option<&PathBuf>) -> Result<(), CliError> {
-    if let Some(path) = out {
-        let pem = pem("CERTIFICATE", &rec.certificate_der)
-            .map_err(|e| CliError::failed(e.to_string()))?;
-        write_new_file(path, pem.as_bytes())?;
-    }
-    Ok(())
-}
-
 fn create_ca(
     pki: &Pki,
     who: &Principal,
     ca: NewCa,
     ca_type: CaType,
     parent: Option<String>,
+    cert_out: Option<OutFile>,
 ) -> CmdResult {
     let action = match ca_type {
         CaType::Root => "ceremony.create_root",
@@ -294,31 +391,61 @@ fn create_ca(
         .create_ca(who, req)
         .map_err(|e| failed(pki, who, action, e.into()))?;
     record_step(Some(pki), who, action, Some(&rec.id), Outcome::Ok);
-    write_cert(&rec, ca.cert_out.as_ref()).map_err(|e| failed(pki, who, action, e))?;
+    // From here on the CA exists: every failure reports it.
+    let key_uri = rec.key_ref().uri(pki.token_label());
     let mut text = ca_text(pki, "Created", &rec);
-    if let Some(p) = &ca.cert_out {
-        text.push_str(&format!("  certificate: {}\n", p.display()));
+    let cert_pem = match ca_pem(&rec) {
+        Ok(p) => p,
+        Err(e) => {
+            let report = Report {
+                json: json!({ "ca": { "id": rec.id, "name": rec.name, "key_uri": key_uri } }),
+                text,
+            };
+            return Err(made_but_not_written(pki, who, &rec.id, report, e.message));
+        }
+    };
+    let written = cert_out.map(|f| {
+        let path = f.path().to_path_buf();
+        (f.write(cert_pem.as_bytes()), path)
+    });
+    let json = json!({ "ca": ca_json(pki, &rec, &cert_pem) });
+    match written {
+        None => Ok(Report { json, text }),
+        Some((Ok(()), path)) => {
+            text.push_str(&format!("  certificate: {}\n", path.display()));
+            Ok(Report { json, text })
+        }
+        Some((Err(e), _)) => {
+            text.push_str(&cert_pem);
+            let message = format!(
+                "CA {} ({}) was created, with its key {key_uri} in the token, but its \
+                 certificate was not saved: {}; the certificate is in this output \
+                 (certificate_pem) and at GET /v1/pki/ca/{}/certificate",
+                rec.name, rec.id, e.message, rec.id
+            );
+            Err(made_but_not_written(
+                pki,
+                who,
+                &rec.id,
+                Report { json, text },
+                message,
+            ))
+        }
     }
-    Ok(Report {
-        json: json!({ "ca": ca_json(pki, &rec).map_err(plain)? }),
-        text,
-    })
 }
 
 fn intermediate_csr(
     pki: &Pki,
     who: &Principal,
     req: IntermediateCsrRequest,
-    out: Option<PathBuf>,
+    out: Option<OutFile>,
 ) -> CmdResult {
     const ACTION: &str = "ceremony.intermediate_csr";
     let rec = pki
         .generate_intermediate_csr(who, req)
         .map_err(|e| failed(pki, who, ACTION, e.into()))?;
     record_step(Some(pki), who, ACTION, Some(&rec.id), Outcome::Ok);
-    if let Some(path) = &out {
-        write_new_file(path, rec.csr_pem.as_bytes()).map_err(|e| failed(pki, who, ACTION, e))?;
-    }
+    // From here on the key pair exists: every failure reports it.
     let key_uri = scaivault_pki::hsm::KeyRef {
         label: rec.key_label.clone().unwrap_or_default(),
         id: rec.key_id.clone(),
@@ -328,28 +455,44 @@ fn intermediate_csr(
         "Made a key pair ({} {}) in the token and a CSR for {:?} ({})\n  key: {key_uri}\n",
         rec.key_type, rec.key_size, rec.subject, rec.id
     );
-    match &out {
-        Some(p) => text.push_str(&format!("  CSR: {}\n", p.display())),
-        None => text.push_str(&rec.csr_pem),
+    let out_path = out.as_ref().map(|f| f.path().to_path_buf());
+    let written = out.map(|f| f.write(rec.csr_pem.as_bytes())).transpose();
+    match (&written, &out_path) {
+        (Ok(_), Some(p)) => text.push_str(&format!("  CSR: {}\n", p.display())),
+        _ => text.push_str(&rec.csr_pem),
+    }
+    let file = if written.is_ok() { out_path } else { None };
+    let json = json!({
+        "csr": {
+            "id": rec.id,
+            "subject": rec.subject,
+            "key_type": rec.key_type,
+            "key_size": rec.key_size,
+            "key_uri": key_uri,
+            "csr_pem": rec.csr_pem,
+            "file": file,
+        }
+    });
+    if let Err(e) = written {
+        let message = format!(
+            "the key pair {key_uri} and CSR {} were made, but the CSR was not saved: {}; the \
+             CSR is in this output (csr_pem), and `ceremony import-intermediate` accepts the \
+             certificate signed for it as usual",
+            rec.id, e.message
+        );
+        return Err(made_but_not_written(
+            pki,
+            who,
+            &rec.id,
+            Report { json, text },
+            message,
+        ));
     }
     text.push_str(
         "Have the root sign it as a CA certificate (basicConstraints CA:TRUE, keyUsage \
          keyCertSign and cRLSign), then run `ceremony import-intermediate --cert FILE --name NAME`.\n",
     );
-    Ok(Report {
-        json: json!({
-            "csr": {
-                "id": rec.id,
-                "subject": rec.subject,
-                "key_type": rec.key_type,
-                "key_size": rec.key_size,
-                "key_uri": key_uri,
-                "csr_pem": rec.csr_pem,
-                "file": out,
-            }
-        }),
-        text,
-    })
+    Ok(Report { json, text })
 }
 
 fn import_intermediate(
@@ -384,10 +527,23 @@ fn import_intermediate(
         )
         .map_err(|e| bad(e.into()))?;
     record_step(Some(pki), who, ACTION, Some(&rec.id), Outcome::Ok);
-    Ok(Report {
-        json: json!({ "ca": ca_json(pki, &rec).map_err(plain)? }),
-        text: ca_text(pki, "Imported", &rec),
-    })
+    let text = ca_text(pki, "Imported", &rec);
+    match ca_pem(&rec) {
+        Ok(cert_pem) => Ok(Report {
+            json: json!({ "ca": ca_json(pki, &rec, &cert_pem) }),
+            text,
+        }),
+        Err(e) => {
+            let json = json!({ "ca": { "id": rec.id, "name": rec.name } });
+            Err(made_but_not_written(
+                pki,
+                who,
+                &rec.id,
+                Report { json, text },
+                e.message,
+            ))
+        }
+    }
 }
 
 fn list_keys(cfg: &Config, who: &Principal, uri: Option<String>) -> CmdResult {

@@ -1,15 +1,16 @@
 //! The command line: `serve`, `init`, the key-ceremony commands, `backup` and `restore`.
 //!
 //! Every command prints one JSON object on standard output with `--json`, readable text
-//! otherwise. A failure is one plain sentence on standard error and a non-zero exit:
-//! 2 for a usage or configuration mistake, 3 when the token refused the PIN, 1 for
-//! anything else.
+//! otherwise (command-line mistakes included). A failure is one plain sentence on
+//! standard error and a non-zero exit: 2 for a usage or configuration mistake, 3 when the
+//! token refused the PIN, 1 for anything else.
 
 mod audit;
 mod backup;
 mod ceremony;
 mod init;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -66,7 +67,7 @@ enum Command {
         #[arg(long, env = "SCAIVAULT_CONFIG")]
         config: PathBuf,
     },
-    /// Key ceremonies on this host, without HTTP. The daemon must be stopped.
+    /// Key ceremonies on this host, without HTTP. All but `list-keys` need the daemon stopped.
     Ceremony(ceremony::CeremonyArgs),
     /// Write a consistent backup of the metadata store (not the CA keys: see README).
     Backup(backup::BackupArgs),
@@ -171,12 +172,10 @@ pub(crate) fn record_step(
     }
 }
 
-/// Who acts when an operator runs a command on the host: `cli:<login name>`.
+/// Who acts when an operator runs a command on the host: `cli:<name>`, see
+/// [`operator_name`].
 pub(crate) fn operator(tenant: &str) -> Principal {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = operator_name();
     let token_id = format!("cli:{user}");
     Principal {
         party: token_id.clone(),
@@ -185,6 +184,67 @@ pub(crate) fn operator(tenant: &str) -> Principal {
         capabilities: vec!["sys".into(), "admin".into()],
         expires_at: None,
     }
+}
+
+/// The operator as the audit log names them: the user name of the process's real uid
+/// (`uid=N` when /etc/passwd has no entry for it), then ` (sudo from NAME)` when SUDO_USER
+/// names someone else. USER and LOGNAME are not asked: anyone can set them, and the log
+/// must say who ran the command. SUDO_USER can be set by anyone too, so it is only ever
+/// added to the uid's name, never instead of it.
+fn operator_name() -> String {
+    let name = match real_uid() {
+        Some(uid) => std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| passwd_name(&passwd, uid))
+            .unwrap_or_else(|| format!("uid={uid}")),
+        None => "unknown".to_string(),
+    };
+    match std::env::var("SUDO_USER") {
+        Ok(sudo) if sudo != name && plausible_user_name(&sudo) => {
+            format!("{name} (sudo from {sudo})")
+        }
+        _ => name,
+    }
+}
+
+/// The real uid, from the kernel (`/proc/self/status`, else the owner of `/proc/self`),
+/// so that no `unsafe` call to getuid(2) is needed.
+fn real_uid() -> Option<u32> {
+    if let Some(uid) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| status_real_uid(&s))
+    {
+        return Some(uid);
+    }
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// `Uid:\treal\teffective\tsaved\tfs` in /proc/PID/status: the real one.
+fn status_real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
+/// The name of `uid` in /etc/passwd's text (`name:x:uid:gid:…`), the first one listed.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let listed: u32 = fields.nth(1)?.parse().ok()?;
+        (listed == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+/// What a user name can look like; anything else in SUDO_USER is left out of the log.
+fn plausible_user_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'))
 }
 
 /// Read the configuration; a problem with it is a usage error.
@@ -239,21 +299,70 @@ pub(crate) fn open_token(cfg: &Config) -> Result<Token, CliError> {
     })
 }
 
-/// Write a file only its owner can read (CSRs and certificates are public, but backups
-/// and anything next to them in a ceremony directory need not be).
-pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))
+/// An output file named on the command line. It is created (empty, mode 0600) before
+/// any work is done, so that a path that cannot be written is refused before the token or
+/// the store changes, and filled at the end. If it is never filled, or filling it fails,
+/// it is removed again: no empty or half-written file is left behind.
+///
+/// Mode 0600: certificates and CSRs are public, but a ceremony directory often holds
+/// other things, and the operator can widen it; a file made wider than wanted cannot be
+/// narrowed after someone has read it.
+pub(crate) struct OutFile {
+    path: PathBuf,
+    file: std::fs::File,
+    written: bool,
+}
+
+impl OutFile {
+    /// Create `path`, which must not exist yet (an existing file is never overwritten).
+    /// `what` names it in the error: "certificate", "CSR".
+    pub(crate) fn create(path: &Path, what: &str) -> Result<Self, CliError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                CliError::usage(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!(
+                        "the {what} file {} already exists; remove it or name another \
+                         (an existing file is never overwritten)",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot create the {what} file {}: {e}", path.display())
+                })
+            })?;
+        Ok(OutFile {
+            path: path.to_path_buf(),
+            file,
+            written: false,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write `bytes` and sync them to disk.
+    pub(crate) fn write(mut self, bytes: &[u8]) -> Result<(), CliError> {
+        self.file
+            .write_all(bytes)
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| CliError::failed(format!("cannot write {}: {e}", self.path.display())))?;
+        self.written = true;
+        Ok(())
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        if !self.written {
+            // Best effort: the failure that got us here is what the user hears about.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 pub(crate) fn read_text_file(path: &Path, what: &str) -> Result<String, CliError> {
@@ -314,7 +423,10 @@ fn serve(config: PathBuf, exit_on_stdin_close: bool) -> ExitCode {
 
 /// Parse the command line and run the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_refused(&e),
+    };
     let json_out = cli.json;
     let result = match cli.command {
         Command::Serve {
@@ -335,6 +447,31 @@ pub fn main() -> ExitCode {
         }
     };
     finish(json_out, result)
+}
+
+/// A command line clap refused (or `--help`, `--version`): clap's own text on standard
+/// error (or output), and with `--json` also the one JSON object every run prints, so a
+/// script reading standard output sees `"ok": false` rather than nothing.
+fn command_line_refused(e: &clap::Error) -> ExitCode {
+    // Before the command line is parsed, `--json` can only be looked for by hand; after
+    // `--` it is an operand, not the option.
+    let wants_json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if wants_json && e.use_stderr() {
+        let rendered = e.render().to_string();
+        // "error: …\n  details\n\nUsage: …": the part before the first blank line.
+        let head = rendered.split("\n\n").next().unwrap_or_default();
+        let message = sentence(head.trim_start().trim_start_matches("error:"));
+        println!(
+            "{}",
+            json!({ "ok": false, "error": { "message": message } })
+        );
+        let _ = std::io::stdout().flush();
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE))
 }
 
 /// Print the outcome and choose the exit status.
@@ -396,6 +533,21 @@ mod tests {
     fn a_failure_is_one_sentence() {
         assert_eq!(sentence("no such\n  thing"), "no such thing.");
         assert_eq!(sentence("done."), "done.");
+    }
+
+    #[test]
+    fn the_operator_is_named_by_uid_from_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      broken line\n\
+                      alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(passwd_name(passwd, 1001), None);
+        let status = "Name:\tscaivault-pki\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(status_real_uid(status), Some(1000));
+        assert!(real_uid().is_some());
+        assert!(plausible_user_name("alice") && plausible_user_name("svc-ca.1"));
+        assert!(!plausible_user_name("alice (root)") && !plausible_user_name(""));
     }
 
     #[test]
