@@ -1246,3 +1246,30 @@ fn an_in_token_csr_with_a_bad_key_type_or_size_is_400() {
     let (st, v) = d.post(CSR, &json!({"san_dns": ["x.csr.test"]}));
     assert_eq!(st, 400, "POST {CSR} without subject -> {st} {v}");
 }
+
+#[test]
+fn rejecting_a_csr_made_in_the_token_destroys_its_key_pair() {
+    if !require_tool("pkcs11-tool") {
+        return;
+    }
+    let v = generate_ok(&json!({
+        "subject": {"common_name": host("rejected-key")},
+        "key_type": "ec",
+        "key_size": 256
+    }));
+    let id = id_of(&v);
+    let label = format!("scaivault-csr-{id}");
+    let labels = || -> Vec<String> {
+        parse_pkcs11_objects(&daemon().pkcs11_list_objects())
+            .into_iter()
+            .filter_map(|o| o.attr("label").map(str::to_string))
+            .filter(|l| *l == label)
+            .collect()
+    };
+    assert_eq!(labels().len(), 2, "the key pair is in the token");
+    let (st, r) = reject(&id, &json!({"reason": "not ours"}));
+    assert_eq!(st, 200, "{r}");
+    assert!(labels().is_empty(), "the rejected CSR's key pair is gone");
+    // The record stays, for the history.
+    assert_eq!(get_csr_ok(&id)["status"], "rejected");
+}

@@ -231,7 +231,8 @@ impl Pki {
     ) -> Result<CsrRecord, ServiceError> {
         self.csr_for(who, id)?;
         let reason = short_text("reason", req.reason)?;
-        self.store
+        let rec = self
+            .store
             .update_csr(id, |r| {
                 if !matches!(r.status, CsrStatus::Pending | CsrStatus::Approved) {
                     return Err(wrong_state(
@@ -248,7 +249,20 @@ impl Pki {
             .ok_or_else(|| ServiceError::NotFound {
                 kind: "csr",
                 id: id.to_string(),
-            })
+            })?;
+        // Rejected is final: a key made in the token for this CSR can never be certified,
+        // and kept it would only grow the token.
+        if let (CsrSource::Generated, Some(label)) = (&rec.source, &rec.key_label) {
+            let key = crate::hsm::KeyRef {
+                label: label.clone(),
+                id: rec.key_id.clone(),
+            };
+            if let Err(e) = self.token.destroy_key_pair(&key) {
+                tracing::warn!(csr = %rec.id, key = %label, error = %e,
+                    "cannot destroy the token key of a rejected CSR");
+            }
+        }
+        Ok(rec)
     }
 
     /// Sign an approved CSR with a CA: the names a reviewer approved, a plain leaf profile
