@@ -1,14 +1,17 @@
 //! The audit middleware: after each request, one audit entry for every state-changing
 //! call (whatever its outcome), every private-key retrieval and every refused
-//! authorization. Reads that succeed are not recorded.
+//! authorization. Reads that succeed are not recorded. Refusals with no authenticated
+//! caller are folded per client address and window (see `refusals`): the first has its
+//! entry, the rest one summary entry.
 //!
 //! It runs as a route layer, after routing, so it knows the route template; the `Caller`
 //! extractor tells it who called through an [`AuditSlot`] in the request's extensions.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -137,6 +140,10 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
     let path = req.uri().path().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let rid = request_id(&req);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         req.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -159,7 +166,8 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
     let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
     let refused = status == StatusCode::UNAUTHORIZED
         || status == StatusCode::FORBIDDEN
-        || code == Some("too_many_auth_failures");
+        || code == Some("too_many_auth_failures")
+        || code == Some("invalid_authorization");
     if (action.is_none() && !refused) || slot.state().recorded {
         return resp;
     }
@@ -202,6 +210,7 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
         Some((t, n)) => (Some(t), Some(n)),
         None => (None, None),
     };
+    let authenticated = token_id.is_some();
     let ev = AuditEvent {
         token_id,
         tenant,
@@ -210,10 +219,25 @@ pub async fn record(State(st): State<AppState>, mut req: Request, next: Next) ->
         outcome,
         request_id: Some(rid),
     };
+    let (summaries, own) = if authenticated {
+        (Vec::new(), Some(ev))
+    } else {
+        // Nobody to hold to account and no cost to the sender: one entry per window and
+        // address, the rest counted into a summary (see `refusals`).
+        let noted = st.throttle.refusals().note(peer, &ev.outcome);
+        (noted.summaries, noted.own_entry.then_some(ev))
+    };
+    if summaries.is_empty() && own.is_none() {
+        return resp;
+    }
     let pki = st.pki.clone();
-    match tokio::task::spawn_blocking(move || pki.audit(ev)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot append to the audit log"),
+    let appended = tokio::task::spawn_blocking(move || {
+        super::refusals::write(&pki, summaries);
+        own.map(|ev| pki.audit(ev))
+    });
+    match appended.await {
+        Ok(None | Some(Ok(_))) => {}
+        Ok(Some(Err(e))) => tracing::error!(error = %e, "cannot append to the audit log"),
         Err(e) => tracing::error!(error = %e, "the audit append task failed"),
     }
     resp

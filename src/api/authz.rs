@@ -1,5 +1,6 @@
 //! Who may call what: the one table from route to required capability and audit action,
-//! and the per-address throttle on failed authentications.
+//! and the per-address throttle on failed authentications (which also keeps the
+//! per-address record of refusals, [`RefusalLog`], over the same window).
 //!
 //! The table is checked by the `Caller` extractor, after the token is authenticated and
 //! before the handler runs, so a handler cannot forget it. A route that takes a `Caller`
@@ -7,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
 
+use super::refusals::RefusalLog;
 use crate::service::access::{Capability, RoleSel};
 
 /// What a route needs from its caller.
@@ -133,6 +135,10 @@ pub struct AuthThrottle {
     max_failures: u32,
     window: Duration,
     seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// The refusals these failures (and the 429s) lead to, folded per address and window
+    /// for the audit log. Kept here because it is keyed and windowed like the throttle,
+    /// and the daemon configures both in one place (`[auth]`).
+    refusals: Arc<RefusalLog>,
 }
 
 /// Bound on remembered addresses; past it, expired windows are dropped first.
@@ -144,7 +150,12 @@ impl AuthThrottle {
             max_failures,
             window,
             seen: Mutex::new(HashMap::new()),
+            refusals: Arc::new(RefusalLog::new(window)),
         }
+    }
+
+    pub fn refusals(&self) -> &Arc<RefusalLog> {
+        &self.refusals
     }
 
     /// Seconds until `ip` may try again, if it is throttled now.

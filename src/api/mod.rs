@@ -13,6 +13,7 @@ mod error;
 mod extract;
 pub mod metrics;
 pub mod openapi;
+mod refusals;
 pub mod request_id;
 mod roles;
 mod secret;

@@ -106,6 +106,9 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let pki = state.pki.clone();
+    let refusals = state.throttle.refusals().clone();
+    let sweeper = super::refusals::Sweeper::start(pki.clone(), refusals.clone());
     let app = app(state, &opts);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -181,6 +184,19 @@ pub async fn serve(
             after_s = drain.as_secs(),
             "connections still open at the end of the grace period; closing them"
         );
+    }
+    // Requests have finished: the refusals counted in windows still open would be lost
+    // with the process, so their summaries are written now (before the final head is
+    // signed). A request still running past the grace period may add one after this; its
+    // count is then lost.
+    sweeper.stop().await;
+    let pending = refusals.take_all();
+    if !pending.is_empty() {
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || super::refusals::write(&pki, pending)).await
+        {
+            tracing::error!(error = %e, "the refusal summary task failed");
+        }
     }
     Ok(())
 }
