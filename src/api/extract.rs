@@ -86,8 +86,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// The authenticated and authorized caller, from `Authorization: Bearer <token>`.
 ///
-/// Order: throttled address → 429; no, unknown, expired or revoked token → 401; token
-/// without the capability the route needs (see `authz`) → 403 naming it. Objects of other
+/// Order: throttled address → 429; more than one `Authorization` header → 400
+/// `invalid_authorization`; no, unknown, expired or revoked token → 401; token without
+/// the capability the route needs (see `authz`) → 403 naming it. Objects of other
 /// tenants are then "not found" in the use cases, so ids don't leak.
 pub struct Caller(pub Principal);
 
@@ -107,6 +108,23 @@ impl FromRequestParts<AppState> for Caller {
                 "too many failed authentications from this address; try again later",
             )
             .with_retry_after(secs));
+        }
+        // Two headers are ambiguous: a proxy may have added one, and which the daemon
+        // would read is not something a client should have to guess. RFC 6750 §3.1 calls
+        // a repeated credential a malformed request (400), not a failed authentication,
+        // so the throttle does not count it; no secret is looked at.
+        if parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_authorization",
+                "the request has more than one Authorization header; send exactly one",
+            ));
         }
         let value = parts
             .headers

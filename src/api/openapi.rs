@@ -313,6 +313,7 @@ fn add_if_absent(op: &mut Operation, status: &str, description: &str) {
 }
 
 fn complete(op: &mut Operation, need: &Need) {
+    let authenticated = !matches!(need, Need::Public);
     let needs = match need {
         Need::Public => None,
         Need::Token => Some("any valid token (the operation checks the rest)".to_string()),
@@ -376,6 +377,17 @@ fn complete(op: &mut Operation, need: &Need) {
             "413",
             "`body_too_large`: the body exceeds the limit (1 MiB)",
         );
+    }
+    if authenticated {
+        // After the body's 400, so that one keeps its codes and gains this one.
+        const TWO_HEADERS: &str = "`invalid_authorization`: more than one `Authorization` header";
+        match op.responses.responses.get_mut("400") {
+            Some(RefOr::T(r)) => {
+                r.description.push_str("; ");
+                r.description.push_str(TWO_HEADERS);
+            }
+            _ => add_if_absent(op, "400", TWO_HEADERS),
+        }
     }
     add_if_absent(
         op,
