@@ -1090,3 +1090,162 @@ fn audit_verify_finds_the_altered_entry_and_a_rewritten_chain() {
         );
     }
 }
+
+// ---- Refusals in the audit log: folded per address and window; duplicate Authorization.
+
+/// Audit entries after `since`, as the root sees them.
+fn audit_after(d: &Daemon, since: u64) -> Vec<Value> {
+    audit_all(d, Auth::Root)
+        .into_iter()
+        .filter(|e| e["seq"].as_u64().unwrap() > since)
+        .collect()
+}
+
+/// How many refusals `entries` stand for: one per entry of its own, `count=N` per summary.
+fn refusals_recorded(entries: &[Value]) -> u64 {
+    entries
+        .iter()
+        .map(|e| {
+            if e["action"] != "auth.refusals" {
+                return 1;
+            }
+            let outcome = e["outcome"].as_str().unwrap();
+            outcome
+                .strip_prefix("count=")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a summary without its count: {e}"))
+        })
+        .sum()
+}
+
+#[test]
+fn a_flood_of_refused_requests_costs_a_few_audit_entries_not_one_each() {
+    // Throttled after 50 failures, and windows of 3 s so the summary is written while we
+    // watch (the sweeper looks every second).
+    let setup =
+        new_daemon_setup("[auth]\nmax_failures = 50\nfailure_window = \"3s\"").expect("setup");
+    let d = start_daemon_on(&setup).expect("daemon");
+    let last_seq = |d: &Daemon| {
+        audit_all(d, Auth::Root)
+            .last()
+            .map_or(0, |e| e["seq"].as_u64().unwrap())
+    };
+    let before = last_seq(&d);
+
+    let flood = |d: &Daemon, n: usize| {
+        let mut statuses = std::collections::BTreeMap::new();
+        for i in 0..n {
+            // Reads and state-changing calls alike, as a scanner would send them.
+            let r = if i % 2 == 0 {
+                d.request(
+                    Method::GET,
+                    "/v1/pki/ca",
+                    Auth::Bearer("not-a-token"),
+                    &[],
+                    None,
+                )
+            } else {
+                d.request(
+                    Method::POST,
+                    "/v1/pki/issue/web",
+                    Auth::Bearer("not-a-token"),
+                    &[],
+                    Some(("application/json", b"{}".to_vec())),
+                )
+            };
+            *statuses.entry(r.status).or_insert(0u32) += 1;
+        }
+        statuses
+    };
+    let started = std::time::Instant::now();
+    let statuses = flood(&d, 300);
+    let took = started.elapsed();
+    // 50 failures, then throttled (more 401s only if the flood outlasted a window).
+    assert!(statuses.get(&401).is_some_and(|n| *n >= 50), "{statuses:?}");
+    assert!(statuses.get(&429).is_some(), "{statuses:?}");
+
+    // The window closes 3 s after the first refusal; the sweeper writes within a second.
+    std::thread::sleep(Duration::from_millis(4500));
+    let entries = audit_after(&d, before);
+    // Before the fix: 300 entries. Now: the first refusal of each window and one summary
+    // per window (the flood takes well under a window here; the bound allows for a slow
+    // machine spreading it over a few).
+    let windows = took.as_secs() / 3 + 1;
+    assert!(
+        entries.len() as u64 <= 2 * windows,
+        "{} entries for 300 refusals in {took:?}: {entries:#?}",
+        entries.len()
+    );
+    assert_eq!(refusals_recorded(&entries), 300, "{entries:#?}");
+    let first = &entries[0];
+    assert_eq!(first["action"], "read", "{first}");
+    assert_eq!(first["outcome"], "error:unauthorized", "{first}");
+    assert!(first["token_id"].is_null() && first["tenant"].is_null());
+    let summaries: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "auth.refusals")
+        .collect();
+    assert!(!summaries.is_empty(), "{entries:#?}");
+    let outcomes: String = summaries
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for s in &summaries {
+        assert_eq!(s["object_id"], "127.0.0.1", "{s}");
+        assert!(s["token_id"].is_null() && s["tenant"].is_null(), "{s}");
+        let o = s["outcome"].as_str().unwrap();
+        assert!(o.contains(" first=") && o.contains(" last="), "{o}");
+    }
+    assert!(outcomes.contains("error:unauthorized="), "{outcomes}");
+    assert!(
+        outcomes.contains("error:too_many_auth_failures="),
+        "{outcomes}"
+    );
+
+    // A window still open at shutdown is not lost: its summary is written on the way out.
+    let before = last_seq(&d);
+    let statuses = flood(&d, 100);
+    assert!(statuses.get(&401).is_some_and(|n| *n >= 50), "{statuses:?}");
+    assert!(d.stop_gracefully().success());
+    drop(d);
+    let d = start_daemon_on(&setup).expect("daemon, again");
+    let entries = audit_after(&d, before);
+    assert!(entries.len() <= 4, "{entries:#?}");
+    assert_eq!(refusals_recorded(&entries), 100, "{entries:#?}");
+    assert!(d.stop_gracefully().success());
+}
+
+#[test]
+fn more_than_one_authorization_header_is_refused() {
+    // A daemon of its own: on the shared one this refusal could become the first of the
+    // address's window, the one recorded on its own, which another test expects to be a 401.
+    let setup = new_daemon_setup("").expect("setup");
+    let d = &start_daemon_on(&setup).expect("daemon");
+    let root = format!("Bearer {}", d.root_token);
+    for (what, second) in [
+        ("the same token twice", root.as_str()),
+        ("a second, wrong token", "Bearer not-a-token"),
+    ] {
+        let r = d.request(
+            Method::GET,
+            "/v1/pki/ca",
+            Auth::Root,
+            &[("authorization", second)],
+            None,
+        );
+        assert_error(what, (r.status, &r.json()), 400, "invalid_authorization");
+    }
+    // One header is fine, and public endpoints do not read it at all.
+    let (st, v) = d.get("/v1/pki/ca");
+    assert_eq!(st, 200, "{v}");
+    let r = d.request(
+        Method::GET,
+        "/v1/sys/health",
+        Auth::Root,
+        &[("authorization", "Bearer x")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
