@@ -173,4 +173,51 @@ fn findings_of_the_schemathesis_run_stay_fixed() {
         &serde_json::json!({"name": "😀".repeat(128), "capabilities": ["read"]}),
     );
     assert_eq!(st, 201, "{v}");
+
+    // A body of whitespace only is not JSON, and not "no body" either.
+    let (st, v) = d.post_raw(
+        "/v1/pki/csr/csr_nonexistent/approve",
+        "application/json",
+        b"\t",
+    );
+    common::assert_error("whitespace body", (st, &v), 400, "invalid_json");
+
+    // What the server refuses in ext_key_usage, the schema says: signing an approved CSR
+    // takes no empty list, and TimeStamping stands alone (RFC 3161) there and in roles.
+    let doc = document();
+    let eku = &doc["components"]["schemas"]["SignApprovedRequest"]["properties"]["ext_key_usage"];
+    let arrays: Vec<&Value> = eku["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .iter()
+        .filter(|s| s["type"] == "array")
+        .collect();
+    assert!(
+        !arrays.is_empty() && arrays.iter().all(|a| a["minItems"] == 1),
+        "{eku}"
+    );
+    let role_eku =
+        &doc["components"]["schemas"]["CreateRoleRequest"]["properties"]["ext_key_usage"];
+    for schema in [eku, role_eku] {
+        let lists: Vec<Vec<&str>> = schema["oneOf"]
+            .as_array()
+            .expect("oneOf")
+            .iter()
+            .filter(|s| s["type"] == "array")
+            .map(|a| {
+                a["items"]["enum"]
+                    .as_array()
+                    .expect("enum")
+                    .iter()
+                    .map(|n| n.as_str().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert!(
+            lists
+                .iter()
+                .all(|l| !l.contains(&"TimeStamping") || l == &vec!["TimeStamping"]),
+            "{schema}"
+        );
+    }
 }

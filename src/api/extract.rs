@@ -210,7 +210,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
 }
 
 /// A JSON body that may be left out entirely: an empty body, or `null`, means
-/// `T::default()`; any other body is parsed as strictly as [`JsonBody`] does.
+/// `T::default()`; any other body is parsed as strictly as [`JsonBody`] does, so one of
+/// whitespace only is not JSON (400), as it is not for any other endpoint.
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
@@ -218,7 +219,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         let parsed = parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()));

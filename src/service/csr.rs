@@ -45,7 +45,7 @@ pub struct SignApprovedRequest {
     #[serde(deserialize_with = "super::input::whole_u32")]
     pub validity_days: u32,
     #[serde(default)]
-    #[schema(schema_with = crate::service::schema::ext_key_usages)]
+    #[schema(schema_with = crate::service::schema::ext_key_usages_named)]
     pub ext_key_usage: Option<StringList>,
 }
 

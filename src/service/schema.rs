@@ -87,29 +87,48 @@ pub fn capabilities() -> Schema {
 
 /// A list of usage names, as a list or one comma-separated string, or `null` (the
 /// default). The parser also takes other spellings (`digital_signature`); the schema
-/// names the canonical ones.
-fn usage_list(names: &[&str], description: &str) -> Schema {
-    let alternatives = names.join("|");
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .item(
-            ArrayBuilder::new().items(
+/// names the canonical ones. `alone`: a usage that may only stand by itself (RFC 3161's
+/// TimeStamping), so that the schema says what the server refuses.
+fn usage_list(
+    names: &[&str],
+    description: &str,
+    may_be_empty: bool,
+    alone: Option<&str>,
+) -> Schema {
+    let others: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| Some(*n) != alone)
+        .collect();
+    let alternatives = others.join("|");
+    let optional = if may_be_empty { "?" } else { "" };
+    let list = |names: Vec<&str>, min: Option<usize>| {
+        ArrayBuilder::new()
+            .items(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .enum_values(Some(names.iter().copied())),
-            ),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(format!(
-                    "^(?:(?:{alternatives})(?:,(?:{alternatives}))*)?$"
-                )))
-                .description(Some("comma-separated, as Vault accepts")),
-        )
-        .description(Some(description))
-        .build()
-        .into()
+                    .enum_values(Some(names)),
+            )
+            .min_items(min)
+    };
+    let comma_separated = |pattern: String| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .description(Some("comma-separated, as Vault accepts"))
+    };
+    let mut one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(list(others.clone(), (!may_be_empty).then_some(1)))
+        .item(comma_separated(format!(
+            "^(?:(?:{alternatives})(?:,(?:{alternatives}))*){optional}$"
+        )));
+    if let Some(a) = alone {
+        one_of = one_of
+            .item(list(vec![a], Some(1)))
+            .item(comma_separated(format!("^{a}(?:,{a})*$")));
+    }
+    one_of.description(Some(description)).build().into()
 }
 
 /// `key_usage` of a role.
@@ -121,18 +140,38 @@ pub fn key_usages() -> Schema {
     usage_list(
         &names,
         "Key usages; default `[\"DigitalSignature\"]` (and `KeyEncipherment` for RSA roles)",
+        true,
+        None,
     )
 }
 
-/// `ext_key_usage` of a role or of signing an approved CSR.
-pub fn ext_key_usages() -> Schema {
-    let names: Vec<&str> = crate::policy::ExtKeyUsage::ALL
+fn ext_key_usage_names() -> Vec<&'static str> {
+    crate::policy::ExtKeyUsage::ALL
         .iter()
         .map(|u| u.name())
-        .collect();
+        .collect()
+}
+
+/// `ext_key_usage` of a role.
+pub fn ext_key_usages() -> Schema {
     usage_list(
-        &names,
-        "Extended key usages; default `[\"ServerAuth\", \"ClientAuth\"]`; `[]` for none",
+        &ext_key_usage_names(),
+        "Extended key usages; default `[\"ServerAuth\", \"ClientAuth\"]`; `[]` for none; \
+         `TimeStamping` only by itself",
+        true,
+        Some(crate::policy::ExtKeyUsage::TimeStamping.name()),
+    )
+}
+
+/// `ext_key_usage` of signing an approved CSR: no role stands behind it, so an empty list
+/// (a certificate good for any purpose) is refused rather than taken literally.
+pub fn ext_key_usages_named() -> Schema {
+    usage_list(
+        &ext_key_usage_names(),
+        "Extended key usages; default `[\"ServerAuth\", \"ClientAuth\"]`; not empty; \
+         `TimeStamping` only by itself",
+        false,
+        Some(crate::policy::ExtKeyUsage::TimeStamping.name()),
     )
 }
 
