@@ -123,6 +123,13 @@ impl FromStr for Pkcs11Uri {
                 return Err(err(format!("attribute {name:?} appears twice")));
             }
             seen.push(name.clone());
+            // A '%' not followed by two hex digits would be taken literally by the decoder:
+            // `id=%zz` would name the bytes "%zz" and quietly match nothing.
+            if !well_percent_encoded(value) {
+                return Err(err(format!(
+                    "the value of {name:?} has a '%' not followed by two hex digits"
+                )));
+            }
             let bytes: Vec<u8> = percent_decode_str(value).collect();
             let text = || {
                 String::from_utf8(bytes.clone())
@@ -171,6 +178,23 @@ impl Pkcs11Uri {
     }
 }
 
+/// Every '%' starts a `%XX` escape (RFC 3986 pct-encoded, as RFC 7512 requires).
+fn well_percent_encoded(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match b.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +239,9 @@ mod tests {
             "pkcs11:object=a;type=key",
             "pkcs11:object=a?pin-value=1234",
             "pkcs11:object",
+            "pkcs11:id=%zz",
+            "pkcs11:id=%0",
+            "pkcs11:object=a%",
         ] {
             let e = bad.parse::<Pkcs11Uri>().unwrap_err();
             assert!(
