@@ -146,15 +146,29 @@ impl AnchorState {
 
 /// The token's anchor for the audit log in `store`, if it holds one.
 pub fn token_anchor(store: &Store, token: &Token) -> Result<Option<AuditAnchor>, ServiceError> {
-    let Some(bytes) = store.audit_key()? else {
-        return Ok(None);
-    };
-    let key: AuditKeyRecord = serde_json::from_slice(&bytes)
-        .map_err(|e| ServiceError::Internal(format!("stored audit key: {e}")))?;
+    match stored_audit_key(store)? {
+        Some(key) => anchor_of(token, &key),
+        None => Ok(None),
+    }
+}
+
+/// The audit key the store records, if any.
+fn stored_audit_key(store: &Store) -> Result<Option<AuditKeyRecord>, ServiceError> {
+    store
+        .audit_key()?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ServiceError::Internal(format!("stored audit key: {e}")))
+        })
+        .transpose()
+}
+
+/// The token's anchor for the log signed by `key`, if it holds one.
+fn anchor_of(token: &Token, key: &AuditKeyRecord) -> Result<Option<AuditAnchor>, ServiceError> {
     let mut newest: Option<AuditAnchor> = None;
     // Two only after a crash while it was replaced; the higher is the newer, except after
     // an accepted rollback, which then still shows as one and can be accepted again.
-    for value in token.read_data_objects(&anchor_label(&key))? {
+    for value in token.read_data_objects(&anchor_label(key))? {
         let a: AuditAnchor = serde_json::from_slice(&value)
             .map_err(|e| ServiceError::Internal(format!("the token's audit anchor: {e}")))?;
         if newest.as_ref().is_none_or(|n| a.seq > n.seq) {
@@ -172,10 +186,12 @@ pub fn compare_with_anchor(
     let Some(anchor) = anchor else {
         return Ok(AnchorState::Absent);
     };
-    let store_last = store.last_audit()?.map_or(0, |(seq, _)| seq);
     Ok(match store.audit_entry(anchor.seq)? {
         Some(bytes) if sha256_hex(&bytes) == anchor.entry_hash => AnchorState::Consistent(anchor),
-        _ => AnchorState::RolledBack { anchor, store_last },
+        _ => AnchorState::RolledBack {
+            anchor,
+            store_last: store.last_audit()?.map_or(0, |(seq, _)| seq),
+        },
     })
 }
 
@@ -210,8 +226,18 @@ pub fn head_message(seq: u64, entry_hash_hex: &str) -> Vec<u8> {
     format!("{HEAD_CONTEXT}\n{seq}\n{entry_hash_hex}\n").into_bytes()
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(super) fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
+}
+
+/// Does `signature` (DER) verify over `message` as ECDSA P-256 with SHA-256 under `spki`?
+/// What the audit key signs: chain heads here, backups in `service::backup`.
+pub(super) fn ecdsa_p256_verifies(spki: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let alg = spki::AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
+        parameters: None,
+    };
+    crate::ca::verify::verify_by_algorithm(spki, &alg, message, signature).is_ok()
 }
 
 /// The chain's tip, kept in memory so appends don't read the store.
@@ -361,9 +387,8 @@ impl Pki {
 
     /// At start: find the audit key recorded in the store, or make one in the token.
     pub fn ensure_audit_key(&self) -> Result<AuditKeyRecord, ServiceError> {
-        if let Some(bytes) = self.store.audit_key()? {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ServiceError::Internal(format!("stored audit key: {e}")));
+        if let Some(key) = stored_audit_key(&self.store)? {
+            return Ok(key);
         }
         use base64::Engine;
         let key = self
@@ -396,13 +421,6 @@ impl Pki {
     /// Otherwise a log behind the token's anchor is not signed: signing it would move the
     /// anchor back and hide the rollback.
     fn sign_head(&self, rollback_accepted: bool) -> Result<Option<u64>, ServiceError> {
-        if !rollback_accepted {
-            if let Some(problem) = self.audit_anchor_state()?.problem() {
-                return Err(ServiceError::Internal(format!(
-                    "not signing the audit head: {problem}"
-                )));
-            }
-        }
         let (seq, hash) = {
             let guard = self.audit.tip(&self.store)?;
             match guard.as_ref() {
@@ -416,6 +434,14 @@ impl Pki {
             }
         }
         let key = self.ensure_audit_key()?;
+        if !rollback_accepted {
+            let anchor = anchor_of(&self.token, &key)?;
+            if let Some(problem) = compare_with_anchor(&self.store, anchor)?.problem() {
+                return Err(ServiceError::Internal(format!(
+                    "not signing the audit head: {problem}"
+                )));
+            }
+        }
         let spki = key.spki_der().map_err(ServiceError::Internal)?;
         let key_ref = key.key_ref()?;
         let digest = Sha256::digest(head_message(seq, &hash));
@@ -696,15 +722,5 @@ fn signature_ok(spki: &[u8], head: &SignedHead) -> bool {
     let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(&head.signature) else {
         return false;
     };
-    let alg = spki::AlgorithmIdentifierOwned {
-        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
-        parameters: None,
-    };
-    crate::ca::verify::verify_by_algorithm(
-        spki,
-        &alg,
-        &head_message(head.seq, &head.entry_hash),
-        &sig,
-    )
-    .is_ok()
+    ecdsa_p256_verifies(spki, &head_message(head.seq, &head.entry_hash), &sig)
 }

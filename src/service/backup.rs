@@ -20,7 +20,7 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::AUDIT_KEY_LABEL;
+use super::audit::{ecdsa_p256_verifies, sha256_hex, AUDIT_KEY_LABEL};
 use super::{Pki, ServiceError};
 use crate::hsm::{HsmError, KeyRef, ObjectType, Token};
 use crate::keys::{KeySpec, SignatureAlgorithm};
@@ -46,18 +46,6 @@ pub fn backup_message(content_sha256: &str) -> Vec<u8> {
         content_sha256.to_ascii_lowercase()
     )
     .into_bytes()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-fn ecdsa_p256_verifies(spki: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    let alg = spki::AlgorithmIdentifierOwned {
-        oid: const_oid::db::rfc5912::ECDSA_WITH_SHA_256,
-        parameters: None,
-    };
-    crate::ca::verify::verify_by_algorithm(spki, &alg, message, signature).is_ok()
 }
 
 /// Why a backup is not restored although it is intact.
@@ -108,11 +96,7 @@ impl Pki {
     pub fn backup_to(&self, out: impl Write) -> Result<BackupSummary, ServiceError> {
         let key = self.ensure_audit_key()?;
         let spki = key.spki_der().map_err(ServiceError::Internal)?;
-        let key_ref = KeyRef {
-            label: key.label.clone(),
-            id: hex::decode(&key.id_hex)
-                .map_err(|e| ServiceError::Internal(format!("stored audit key id: {e}")))?,
-        };
+        let key_ref = key.key_ref()?;
         let key_sha256 = sha256_hex(&spki);
         self.store.backup(out, |content_sha256| {
             let message = backup_message(content_sha256);
