@@ -7,13 +7,14 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
 
 use super::{
-    load_config, open_pki, open_token, operator, plain, read_text_file, record_step, CliError,
-    CmdResult, Outcome, Report,
+    load_config, open_pki, open_pki_with, open_token, operator, plain, read_text_file, record_step,
+    CliError, CmdResult, Outcome, Report,
 };
 use scaivault_pki::config::Config;
 use scaivault_pki::service::auth::DEFAULT_TENANT;
@@ -298,23 +299,25 @@ pub fn restore(args: RestoreArgs) -> CmdResult {
     };
     let cfg = config_with_data_dir(config, args.data_dir.clone()).map_err(plain)?;
     let data_dir = cfg.data_dir.clone();
-    let restored = open_token(&cfg).and_then(|token| {
+    let restored = open_token(&cfg).map(Arc::new).and_then(|token| {
         service_backup::restore(&token, &args.input, &data_dir, args.accept_unsigned)
+            .map(|done| (done, token))
             .map_err(restore_error)
     });
     match restored {
-        Ok((s, auth)) => {
+        Ok(((s, auth), token)) => {
             // The restored log is older than the one the token's anchor follows: restoring
             // is the operator's act, so record it in the log as an accepted rollback (the
             // daemon would refuse to start otherwise), then the restore itself.
-            let (rollback, pki) = match open_pki(&cfg, "the restored store is in use") {
-                Ok(pki) => (
-                    pki.accept_audit_rollback(&who.token_id)
-                        .map_err(|e| e.to_string()),
-                    Some(pki),
-                ),
-                Err(e) => (Err(e.message), None),
-            };
+            let (rollback, pki) =
+                match open_pki_with(&cfg, "the restored store is in use", || Ok(token)) {
+                    Ok(pki) => (
+                        pki.accept_audit_rollback(&who.token_id)
+                            .map_err(|e| e.to_string()),
+                        Some(pki),
+                    ),
+                    Err(e) => (Err(e.message), None),
+                };
             record_step(
                 pki.as_ref(),
                 &who,

@@ -263,6 +263,15 @@ pub(crate) fn store_error(e: StoreError, hint: &str) -> CliError {
 /// Open the store of an initialised data directory, then the token, as the daemon does.
 /// The store comes first, so a running daemon is reported before the token is touched.
 pub(crate) fn open_pki(cfg: &Config, hint: &str) -> Result<Pki, CliError> {
+    open_pki_with(cfg, hint, || open_token(cfg).map(Arc::new))
+}
+
+/// [`open_pki`] with a token the caller may already hold (logged in once, not twice).
+pub(crate) fn open_pki_with(
+    cfg: &Config,
+    hint: &str,
+    token: impl FnOnce() -> Result<Arc<Token>, CliError>,
+) -> Result<Pki, CliError> {
     let store_dir = cfg.data_dir.join("store");
     if !store_dir.is_dir() {
         return Err(CliError::failed(format!(
@@ -271,12 +280,7 @@ pub(crate) fn open_pki(cfg: &Config, hint: &str) -> Result<Pki, CliError> {
         )));
     }
     let store = Store::open(&store_dir).map_err(|e| store_error(e, hint))?;
-    let token = open_token(cfg)?;
-    Ok(Pki::new(
-        store,
-        Arc::new(token),
-        daemon::service_settings(cfg)?,
-    ))
+    Ok(Pki::new(store, token()?, daemon::service_settings(cfg)?))
 }
 
 /// Log in to the token. The PIN is `SCAIVAULT_HSM_PIN` if set, else `hsm.pin_file`
