@@ -184,7 +184,7 @@ impl RefusalLog {
         if let Some(a) = address {
             if !st.by_address.contains_key(&a) && st.by_address.len() >= MAX_TRACKED_ADDRESSES {
                 // Make room from windows that have closed before giving up on the address.
-                Self::sweep(&mut st, at, self.window, &mut out.summaries);
+                Self::sweep(&mut st, at, self.window, false, &mut out.summaries);
             }
             if let Some(b) = st.by_address.get_mut(&a) {
                 let (own, closed) = b.note(at, self.window, outcome, true);
@@ -214,37 +214,23 @@ impl RefusalLog {
     pub fn take_closed(&self) -> Vec<Summary> {
         let mut out = Vec::new();
         let mut st = self.state();
-        Self::sweep(&mut st, Instant::now(), self.window, &mut out);
+        Self::sweep(&mut st, Instant::now(), self.window, false, &mut out);
         out
     }
 
     /// Take every summary, closed or not (at shutdown).
     pub fn take_all(&self) -> Vec<Summary> {
+        let mut out = Vec::new();
         let mut st = self.state();
-        let mut out: Vec<Summary> = st
-            .by_address
-            .drain()
-            .filter_map(|(a, b)| {
-                b.folded.map(|folded| Summary {
-                    address: Some(a),
-                    folded,
-                })
-            })
-            .collect();
-        if let Some(folded) = st.untracked.take().and_then(|b| b.folded) {
-            out.push(Summary {
-                address: None,
-                folded,
-            });
-        }
-        out.sort_by_key(|s| s.folded.first);
+        Self::sweep(&mut st, Instant::now(), self.window, true, &mut out);
         out
     }
 
-    fn sweep(st: &mut State, at: Instant, window: Duration, out: &mut Vec<Summary>) {
+    /// Move the summaries of closed windows (`all`: of every window) to `out`, oldest first.
+    fn sweep(st: &mut State, at: Instant, window: Duration, all: bool, out: &mut Vec<Summary>) {
         let start = out.len();
         st.by_address.retain(|a, b| {
-            if !b.closed(at, window) {
+            if !all && !b.closed(at, window) {
                 return true;
             }
             if let Some(folded) = b.folded.take() {
@@ -255,7 +241,11 @@ impl RefusalLog {
             }
             false
         });
-        if st.untracked.as_ref().is_some_and(|b| b.closed(at, window)) {
+        if st
+            .untracked
+            .as_ref()
+            .is_some_and(|b| all || b.closed(at, window))
+        {
             if let Some(folded) = st.untracked.take().and_then(|b| b.folded) {
                 out.push(Summary {
                     address: None,

@@ -204,6 +204,10 @@ impl Pki {
     /// or by nobody (the bootstrap token), or whose maker is gone. That token's id is the
     /// party.
     pub fn party_of(&self, rec: &ApiTokenRecord) -> Result<String, StoreError> {
+        // Every record made since parties exist carries its own: no copy, no walk.
+        if let Some(p) = &rec.party {
+            return Ok(p.clone());
+        }
         let mut cur = rec.clone();
         for _ in 0..MAX_PARTY_DEPTH {
             if let Some(p) = cur.party {

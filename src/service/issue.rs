@@ -315,11 +315,7 @@ impl Pki {
             .into_iter()
             .fold(flagset::FlagSet::default(), |acc, u| acc | key_usage_bit(u));
         let ext_key_usage = role.ext_key_usage.iter().map(|e| eku_oid(*e)).collect();
-        let base = self
-            .settings
-            .public_base_url
-            .as_deref()
-            .map(|b| b.trim_end_matches('/'));
+        let (crl_url, ca_issuers_url) = self.issuer_urls(&ca.id).unzip();
         let leaf = LeafProfile {
             subject_key_id: &ski,
             authority_key_id: &issuer.key_id,
@@ -328,8 +324,8 @@ impl Pki {
             uris: &plan.names.uris,
             key_usage,
             ext_key_usage,
-            crl_url: base.map(|b| format!("{b}/v1/pki/ca/{}/crl", ca.id)),
-            ca_issuers_url: base.map(|b| format!("{b}/v1/pki/ca/{}/certificate?format=der", ca.id)),
+            crl_url,
+            ca_issuers_url,
             subject_is_empty,
         };
         let extensions = profile::leaf_extensions(&leaf)?;

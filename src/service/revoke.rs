@@ -39,11 +39,11 @@ pub struct Revoked {
     pub converted_from_hold: bool,
 }
 
-/// A serial as clients write it (see [`Serial::parse_text`]), as the lowercase hex of the
-/// serial index.
-pub fn parse_serial(s: &str) -> Result<String, ServiceError> {
+/// A serial as clients write it (see [`Serial::parse_text`]), with the error a client
+/// gets for one that is not.
+pub fn parse_serial(s: &str) -> Result<Serial, ServiceError> {
     match Serial::parse_text(s) {
-        Ok(serial) => Ok(serial.to_hex()),
+        Ok(serial) => Ok(serial),
         Err(SerialTextError::NotHex) => Err(ServiceError::InvalidRequest(
             "serial_number must be hexadecimal, e.g. 1A:2B:3C, 1a-2b-3c or 1a2b3c".into(),
         )),
@@ -97,10 +97,11 @@ impl Pki {
     /// certificates can be revoked. Revoking twice answers with the first revocation, except
     /// that a certificate on hold takes a permanent reason (keeping the hold's time).
     pub fn revoke(&self, who: &Principal, req: RevokeRequest) -> Result<Revoked, ServiceError> {
-        let serial_hex = parse_serial(&req.serial_number)?;
+        let serial = parse_serial(&req.serial_number)?;
+        let serial_hex = serial.to_hex();
         let reason = parse_reason(req.reason.as_deref())?;
         let id = self.id_by_serial(who, &serial_hex)?;
-        let serial = hex::decode(&serial_hex).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let serial = serial.as_bytes();
         let revocation = Revocation {
             revoked_at: now(),
             reason: reason.name().to_string(),
@@ -118,7 +119,7 @@ impl Pki {
             let o = self.store.revoke(
                 Revokee::Ca(&ca),
                 &parent,
-                &serial,
+                serial,
                 &revocation,
                 reason.code(),
             )?;
@@ -131,7 +132,7 @@ impl Pki {
             let o = self.store.revoke(
                 Revokee::Cert(&cert),
                 &index,
-                &serial,
+                serial,
                 &revocation,
                 reason.code(),
             )?;
@@ -167,8 +168,8 @@ impl Pki {
         who: &Principal,
         req: UnrevokeRequest,
     ) -> Result<CertRecord, ServiceError> {
-        let serial_hex = parse_serial(&req.serial_number)?;
-        let id = self.id_by_serial(who, &serial_hex)?;
+        let serial = parse_serial(&req.serial_number)?;
+        let id = self.id_by_serial(who, &serial.to_hex())?;
         if id.starts_with("ca_") {
             return Err(ServiceError::InvalidState(
                 "a CA certificate's revocation cannot be released".into(),
@@ -189,12 +190,12 @@ impl Pki {
             }
             Some(_) => {}
         }
-        let serial = hex::decode(&serial_hex).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let serial = serial.as_bytes();
         let index = cert
             .issuer_ca_id
             .clone()
             .unwrap_or_else(|| "imported".into());
-        let Some(rec) = self.store.release_hold(&cert, &index, &serial, now())? else {
+        let Some(rec) = self.store.release_hold(&cert, &index, serial, now())? else {
             // Revoked for good (a conversion) between the check above and the release.
             return Err(ServiceError::InvalidState(
                 "only certificate_hold can be released; this certificate's hold was made permanent"
@@ -252,10 +253,10 @@ mod tests {
 
     #[test]
     fn serials_are_accepted_in_any_case_with_colons_hyphens_or_neither() {
-        assert_eq!(parse_serial("1A:2B:03").unwrap(), "1a2b03");
-        assert_eq!(parse_serial("1a-2b-03").unwrap(), "1a2b03");
-        assert_eq!(parse_serial("1a2b03").unwrap(), "1a2b03");
-        assert_eq!(parse_serial("A:2B").unwrap(), "0a2b");
+        assert_eq!(parse_serial("1A:2B:03").unwrap().to_hex(), "1a2b03");
+        assert_eq!(parse_serial("1a-2b-03").unwrap().to_hex(), "1a2b03");
+        assert_eq!(parse_serial("1a2b03").unwrap().to_hex(), "1a2b03");
+        assert_eq!(parse_serial("A:2B").unwrap().to_hex(), "0a2b");
         assert!(parse_serial("xyz").is_err());
         assert!(parse_serial("").is_err());
         let e = parse_serial(&"ab".repeat(21)).unwrap_err().to_string();
