@@ -459,7 +459,17 @@ mod tests {
             s.insert_ca(&rec("ca_1", "root", "01")).unwrap();
             s.update_ca("ca_1", |r| r.is_active = false).unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        // sled lets go of its lock when its last I/O job ends, which under load can be a
+        // moment after the drop (CI saw Locked here once).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let s = loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => break other.unwrap(),
+            }
+        };
         assert!(!s.get_ca("ca_1").unwrap().unwrap().is_active);
     }
 }
