@@ -14,6 +14,7 @@ use super::{HsmError, Token};
 /// CKA_APPLICATION of every data object we make.
 const APPLICATION: &str = "scaivault-pki";
 
+/// Callers hold the token's lookup or change lock (see `Token::catalogue`).
 fn find(s: &Session, label: &str) -> Result<Vec<ObjectHandle>, HsmError> {
     Ok(s.find_objects(&[
         Attribute::Class(ObjectClass::DATA),
@@ -27,6 +28,7 @@ impl Token {
     /// [`Token::replace_data_object`]) the old and the new.
     pub fn read_data_objects(&self, label: &str) -> Result<Vec<Vec<u8>>, HsmError> {
         self.with_session(|s| {
+            let _finding = self.finding();
             let mut out = Vec::new();
             for h in find(s, label)? {
                 for a in s.get_attributes(h, &[AttributeType::Value])? {
@@ -42,6 +44,7 @@ impl Token {
     /// Make `value` the one data object labelled `label`.
     pub fn replace_data_object(&self, label: &str, value: &[u8]) -> Result<(), HsmError> {
         self.with_session(|s| {
+            let _changing = self.changing();
             let old = find(s, label)?;
             s.create_object(&[
                 Attribute::Class(ObjectClass::DATA),

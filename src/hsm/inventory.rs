@@ -83,6 +83,7 @@ impl Token {
     /// Every object the logged-in user can see, sorted by label, then type.
     pub fn list_objects(&self) -> Result<Vec<TokenObject>, HsmError> {
         let mut out = self.with_session(|s| {
+            let _finding = self.finding();
             let mut objects = Vec::new();
             for h in s.find_objects(&[])? {
                 let attrs = s.get_attributes(
@@ -179,6 +180,7 @@ impl Token {
     /// DER SubjectPublicKeyInfo.
     pub fn public_key_spki(&self, key: &KeyRef, spec: KeySpec) -> Result<Vec<u8>, HsmError> {
         self.with_session(|s| {
+            let _finding = self.finding();
             let found = s.find_objects(&[
                 Attribute::Class(ObjectClass::PUBLIC_KEY),
                 Attribute::Id(key.id.clone()),

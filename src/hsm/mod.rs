@@ -14,7 +14,7 @@ pub mod uri;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -210,9 +210,18 @@ pub struct Token {
     /// When the library was last re-initialized to look for a vanished token.
     last_recovery: Mutex<Option<Instant>>,
     /// Held for reading around every PKCS#11 call, for writing by `try_recover`.
-    library: std::sync::RwLock<()>,
+    library: RwLock<()>,
+    /// Held for reading around C_FindObjects, for writing around making or destroying a
+    /// token object. SoftHSM2 2.6.1 (the release Debian and Ubuntu ship) races the two
+    /// inside one process: the call that makes the object fails with CKR_GENERAL_ERROR,
+    /// seen as a rare 503 on CA creation under parallel load (upstream issue 573, fixed
+    /// after that release). Signing with a known handle does not race and takes no lock.
+    catalogue: RwLock<()>,
     /// Serializes the first-use creation of the sealing key.
     seal_key_lock: Mutex<()>,
+    /// The sealing key's handle once found or made, so that sealing and unsealing skip
+    /// C_FindObjects (and never wait behind a slow key generation; see `catalogue`).
+    seal_handle: Mutex<Option<ObjectHandle>>,
 }
 
 /// Label of the AES-256 key that seals stored leaf private keys.
@@ -252,12 +261,24 @@ impl Token {
             pool: Pool::new(cfg.pool_size),
             handles: Mutex::new(HashMap::new()),
             last_recovery: Mutex::new(None),
-            library: std::sync::RwLock::new(()),
+            library: RwLock::new(()),
+            catalogue: RwLock::new(()),
             seal_key_lock: Mutex::new(()),
+            seal_handle: Mutex::new(None),
         };
         let lease = token.pool.acquire(|| token.open_session_once())?;
         lease.release();
         Ok(token)
+    }
+
+    /// Taken while looking objects up (see `catalogue`).
+    fn finding(&self) -> RwLockReadGuard<'_, ()> {
+        self.catalogue.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken while making or destroying token objects (see `catalogue`).
+    fn changing(&self) -> RwLockWriteGuard<'_, ()> {
+        self.catalogue.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn label(&self) -> &str {
@@ -312,6 +333,7 @@ impl Token {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.forget_seal_key();
         self.forget_slot();
         let _ = self.ctx.clone().finalize();
         match self
@@ -443,7 +465,10 @@ impl Token {
         };
 
         let (spki_der, private_handle) = self.with_session(|s| {
-            let (pub_h, priv_h) = s.generate_key_pair(&mechanism, &public, &private)?;
+            let (pub_h, priv_h) = {
+                let _changing = self.changing();
+                s.generate_key_pair(&mechanism, &public, &private)?
+            };
             Ok((read_spki(s, pub_h, spec)?, priv_h))
         })?;
         self.handles
@@ -469,10 +494,13 @@ impl Token {
         {
             return Ok(*h);
         }
-        let found = s.find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(key.id.clone()),
-        ])?;
+        let found = {
+            let _finding = self.finding();
+            s.find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(key.id.clone()),
+            ])?
+        };
         // Two objects with one id would make "which key signed" ambiguous: refuse.
         let h = match found.as_slice() {
             [h] => *h,
@@ -563,6 +591,7 @@ impl Token {
                     .and_then(|_| self.find_slot())
                     .and_then(|slot| Ok(self.ctx.get_token_info(slot)?))
                     .and_then(|_| {
+                        let _finding = self.finding();
                         Ok(s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?)
                     });
                 match probe {
@@ -589,6 +618,7 @@ impl Token {
     pub fn destroy_key_pair(&self, key: &KeyRef) -> Result<(), HsmError> {
         self.forget_handle(key);
         self.with_session(|s| {
+            let _changing = self.changing();
             for h in s.find_objects(&[Attribute::Id(key.id.clone())])? {
                 s.destroy_object(h)?;
             }
@@ -670,13 +700,23 @@ impl Token {
     /// The sealing key's handle, creating the key on first use: AES-256, a private token
     /// object that is sensitive, never extractable, and can only encrypt and decrypt.
     fn seal_key(&self, s: &Session) -> Result<ObjectHandle, HsmError> {
+        if let Some(h) = self.cached_seal_key() {
+            return Ok(h);
+        }
         let _guard = self.seal_key_lock.lock().unwrap_or_else(|p| p.into_inner());
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
         ];
-        match s.find_objects(&template)?.as_slice() {
-            [h] => return Ok(*h),
+        let found = {
+            let _finding = self.finding();
+            s.find_objects(&template)?
+        };
+        match found.as_slice() {
+            [h] => {
+                self.remember_seal_key(*h);
+                return Ok(*h);
+            }
             [] => {}
             _ => {
                 return Err(HsmError::Operation(format!(
@@ -686,6 +726,7 @@ impl Token {
         }
         let mut id = vec![0u8; 16];
         getrandom::fill(&mut id).map_err(|e| HsmError::Operation(e.to_string()))?;
+        let _changing = self.changing();
         let h = s.generate_key(
             &Mechanism::AesKeyGen,
             &[
@@ -709,7 +750,20 @@ impl Token {
             label = SEAL_KEY_LABEL,
             "created the sealing key in the token"
         );
+        self.remember_seal_key(h);
         Ok(h)
+    }
+
+    fn cached_seal_key(&self) -> Option<ObjectHandle> {
+        *self.seal_handle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember_seal_key(&self, h: ObjectHandle) {
+        *self.seal_handle.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+    }
+
+    fn forget_seal_key(&self) {
+        *self.seal_handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Encrypt `plaintext` in the token, binding it to `aad` (e.g. the certificate id).
@@ -717,10 +771,19 @@ impl Token {
         let mut iv = vec![0u8; 12];
         getrandom::fill(&mut iv).map_err(|e| HsmError::Operation(e.to_string()))?;
         let ciphertext = self.with_session(|s| {
-            let key = self.seal_key(s)?;
-            let mut iv = iv.clone();
-            let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
-            Ok(s.encrypt(&Mechanism::AesGcm(params), key, plaintext)?)
+            let encrypt = |key| -> Result<Vec<u8>, HsmError> {
+                let mut iv = iv.clone();
+                let params =
+                    cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
+                Ok(s.encrypt(&Mechanism::AesGcm(params), key, plaintext)?)
+            };
+            match encrypt(self.seal_key(s)?) {
+                Err(e) if e.is_stale_handle() => {
+                    self.forget_seal_key();
+                    encrypt(self.seal_key(s)?)
+                }
+                other => other,
+            }
         })?;
         Ok(Sealed {
             key_label: SEAL_KEY_LABEL.to_string(),
@@ -731,40 +794,48 @@ impl Token {
 
     /// Decrypt what `seal` produced; a wrong `aad` or any tampering fails.
     pub fn unseal(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(sealed.key_label.as_bytes().to_vec()),
+        ];
+        let ours = sealed.key_label == SEAL_KEY_LABEL;
+        let find = |s: &Session| {
+            let _finding = self.finding();
+            match s.find_objects(&template)?.as_slice() {
+                [h] => Ok(*h),
+                _ => Err(HsmError::KeyNotFound(sealed.key_label.clone())),
+            }
+        };
+        // Unlike `seal_key`, never makes the key: data sealed under a key that is gone
+        // cannot be opened by a new one.
+        let lookup = |s: &Session| -> Result<ObjectHandle, HsmError> {
+            if let Some(h) = self.cached_seal_key().filter(|_| ours) {
+                return Ok(h);
+            }
+            let h = self.present_or_unavailable(s, find(s), || find(s))?;
+            if ours {
+                self.remember_seal_key(h);
+            }
+            Ok(h)
+        };
         self.with_session(|s| {
-            let key = match s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::Label(sealed.key_label.as_bytes().to_vec()),
-                ])?
-                .as_slice()
-            {
-                [h] => *h,
-                _ => {
-                    let find = || match s
-                        .find_objects(&[
-                            Attribute::Class(ObjectClass::SECRET_KEY),
-                            Attribute::Label(sealed.key_label.as_bytes().to_vec()),
-                        ])?
-                        .as_slice()
-                    {
-                        [h] => Ok(*h),
-                        _ => Err(HsmError::KeyNotFound(sealed.key_label.clone())),
-                    };
-                    self.present_or_unavailable(
-                        s,
-                        Err(HsmError::KeyNotFound(sealed.key_label.clone())),
-                        find,
-                    )?
-                }
+            let decrypt = |key| -> Result<Zeroizing<Vec<u8>>, HsmError> {
+                let mut iv = sealed.iv.clone();
+                let params =
+                    cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
+                Ok(Zeroizing::new(s.decrypt(
+                    &Mechanism::AesGcm(params),
+                    key,
+                    &sealed.ciphertext,
+                )?))
             };
-            let mut iv = sealed.iv.clone();
-            let params = cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
-            Ok(Zeroizing::new(s.decrypt(
-                &Mechanism::AesGcm(params),
-                key,
-                &sealed.ciphertext,
-            )?))
+            match decrypt(lookup(s)?) {
+                Err(e) if e.is_stale_handle() => {
+                    self.forget_seal_key();
+                    decrypt(lookup(s)?)
+                }
+                other => other,
+            }
         })
     }
 }
