@@ -89,6 +89,22 @@ impl HsmError {
     }
 }
 
+/// `first`, or, when it failed on a stale object handle (one cached before the object was
+/// made again), `again` after `forget` has dropped the cached handle.
+fn once_more_if_stale<T>(
+    first: Result<T, HsmError>,
+    forget: impl FnOnce(),
+    again: impl FnOnce() -> Result<T, HsmError>,
+) -> Result<T, HsmError> {
+    match first {
+        Err(e) if e.is_stale_handle() => {
+            forget();
+            again()
+        }
+        other => other,
+    }
+}
+
 impl From<CkError> for HsmError {
     fn from(e: CkError) -> Self {
         HsmError::from_pkcs11(e)
@@ -217,10 +233,9 @@ pub struct Token {
     /// seen as a rare 503 on CA creation under parallel load (upstream issue 573, fixed
     /// after that release). Signing with a known handle does not race and takes no lock.
     catalogue: RwLock<()>,
-    /// Serializes the first-use creation of the sealing key.
-    seal_key_lock: Mutex<()>,
     /// The sealing key's handle once found or made, so that sealing and unsealing skip
-    /// C_FindObjects (and never wait behind a slow key generation; see `catalogue`).
+    /// C_FindObjects (and never wait behind a slow key generation; see `catalogue`). Held
+    /// by `seal_key` through its lookup, so that two first sealings make one key.
     seal_handle: Mutex<Option<ObjectHandle>>,
 }
 
@@ -263,7 +278,6 @@ impl Token {
             last_recovery: Mutex::new(None),
             library: RwLock::new(()),
             catalogue: RwLock::new(()),
-            seal_key_lock: Mutex::new(()),
             seal_handle: Mutex::new(None),
         };
         let lease = token.pool.acquire(|| token.open_session_once())?;
@@ -545,19 +559,17 @@ impl Token {
             ),
         };
         let raw = self.with_session(|s| {
-            let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
-                self.private_handle(s, key)
-            })?;
-            match s.sign(&mechanism, h, &data).map_err(HsmError::from) {
-                Err(e) if e.is_stale_handle() => {
-                    self.forget_handle(key);
-                    let h = self.present_or_unavailable(s, self.private_handle(s, key), || {
-                        self.private_handle(s, key)
-                    })?;
-                    Ok(s.sign(&mechanism, h, &data)?)
-                }
-                other => other,
-            }
+            let handle = || {
+                self.present_or_unavailable(s, self.private_handle(s, key), || {
+                    self.private_handle(s, key)
+                })
+            };
+            let sign = |h| -> Result<Vec<u8>, HsmError> { Ok(s.sign(&mechanism, h, &data)?) };
+            once_more_if_stale(
+                sign(handle()?),
+                || self.forget_handle(key),
+                || sign(handle()?),
+            )
         })?;
         match alg {
             SignatureAlgorithm::RsaPkcs1Sha256 => Ok(raw),
@@ -700,10 +712,10 @@ impl Token {
     /// The sealing key's handle, creating the key on first use: AES-256, a private token
     /// object that is sensitive, never extractable, and can only encrypt and decrypt.
     fn seal_key(&self, s: &Session) -> Result<ObjectHandle, HsmError> {
-        if let Some(h) = self.cached_seal_key() {
+        let mut cached = self.seal_handle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = *cached {
             return Ok(h);
         }
-        let _guard = self.seal_key_lock.lock().unwrap_or_else(|p| p.into_inner());
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
@@ -714,7 +726,7 @@ impl Token {
         };
         match found.as_slice() {
             [h] => {
-                self.remember_seal_key(*h);
+                *cached = Some(*h);
                 return Ok(*h);
             }
             [] => {}
@@ -750,7 +762,7 @@ impl Token {
             label = SEAL_KEY_LABEL,
             "created the sealing key in the token"
         );
-        self.remember_seal_key(h);
+        *cached = Some(h);
         Ok(h)
     }
 
@@ -777,13 +789,11 @@ impl Token {
                     cryptoki::mechanism::aead::GcmParams::new(&mut iv, aad, 128u64.into())?;
                 Ok(s.encrypt(&Mechanism::AesGcm(params), key, plaintext)?)
             };
-            match encrypt(self.seal_key(s)?) {
-                Err(e) if e.is_stale_handle() => {
-                    self.forget_seal_key();
-                    encrypt(self.seal_key(s)?)
-                }
-                other => other,
-            }
+            once_more_if_stale(
+                encrypt(self.seal_key(s)?),
+                || self.forget_seal_key(),
+                || encrypt(self.seal_key(s)?),
+            )
         })?;
         Ok(Sealed {
             key_label: SEAL_KEY_LABEL.to_string(),
@@ -794,12 +804,12 @@ impl Token {
 
     /// Decrypt what `seal` produced; a wrong `aad` or any tampering fails.
     pub fn unseal(&self, sealed: &Sealed, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
-        let template = [
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::Label(sealed.key_label.as_bytes().to_vec()),
-        ];
         let ours = sealed.key_label == SEAL_KEY_LABEL;
         let find = |s: &Session| {
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(sealed.key_label.as_bytes().to_vec()),
+            ];
             let _finding = self.finding();
             match s.find_objects(&template)?.as_slice() {
                 [h] => Ok(*h),
@@ -829,13 +839,11 @@ impl Token {
                     &sealed.ciphertext,
                 )?))
             };
-            match decrypt(lookup(s)?) {
-                Err(e) if e.is_stale_handle() => {
-                    self.forget_seal_key();
-                    decrypt(lookup(s)?)
-                }
-                other => other,
-            }
+            once_more_if_stale(
+                decrypt(lookup(s)?),
+                || self.forget_seal_key(),
+                || decrypt(lookup(s)?),
+            )
         })
     }
 }
