@@ -17,13 +17,7 @@ use crate::store::{CsrRecord, CsrSource, CsrStatus};
 use crate::types::rfc3339;
 
 fn view(r: &CsrRecord, token_label: &str, full: bool) -> Value {
-    let key_uri = r.key_label.as_ref().map(|l| {
-        crate::hsm::KeyRef {
-            label: l.clone(),
-            id: r.key_id.clone(),
-        }
-        .uri(token_label)
-    });
+    let key_uri = r.token_key().map(|k| k.uri(token_label));
     let mut v = json!({
         "id": r.id,
         "status": r.status,

@@ -149,6 +149,16 @@ fn check_key(parsed: &csr::VerifiedCsr) -> Result<(), ServiceError> {
     Ok(CsrKey::of(parsed.key_type, parsed.key_bits).certifiable()?)
 }
 
+impl CsrRecord {
+    /// The key pair made in the token for this CSR, if it was made there.
+    pub fn token_key(&self) -> Option<crate::hsm::KeyRef> {
+        self.key_label.as_ref().map(|label| crate::hsm::KeyRef {
+            label: label.clone(),
+            id: self.key_id.clone(),
+        })
+    }
+}
+
 fn wrong_state(rec: &CsrRecord, wanted: &str) -> ServiceError {
     ServiceError::InvalidState(format!("CSR {} is {:?}; {wanted}", rec.id, rec.status))
 }
@@ -252,13 +262,9 @@ impl Pki {
             })?;
         // Rejected is final: a key made in the token for this CSR can never be certified,
         // and kept it would only grow the token.
-        if let (CsrSource::Generated, Some(label)) = (&rec.source, &rec.key_label) {
-            let key = crate::hsm::KeyRef {
-                label: label.clone(),
-                id: rec.key_id.clone(),
-            };
+        if let (CsrSource::Generated, Some(key)) = (&rec.source, rec.token_key()) {
             if let Err(e) = self.token.destroy_key_pair(&key) {
-                tracing::warn!(csr = %rec.id, key = %label, error = %e,
+                tracing::warn!(csr = %rec.id, key = %key.label, error = %e,
                     "cannot destroy the token key of a rejected CSR");
             }
         }
